@@ -1,0 +1,21 @@
+"""llad: a differentiating compiler for Numba functions (forward and reverse mode, Enzyme-style)."""
+from . import frontend as _frontend  # noqa: F401  (installs the IR recorder before anything compiles)
+from .api import (
+    Active,
+    BatchDuplicated,
+    Const,
+    Duplicated,
+    DuplicatedNoNeed,
+    Forward,
+    ForwardWithPrimal,
+    Reverse,
+    ReverseWithPrimal,
+    autodiff,
+)
+from .errors import ActivityError, DifferentiationError, NoRuleError, UnsupportedInstructionError
+from .inspect import dump
+
+__all__ = ["autodiff", "dump", "Forward", "ForwardWithPrimal", "Reverse", "ReverseWithPrimal", "Const",
+           "Active", "Duplicated", "DuplicatedNoNeed", "BatchDuplicated", "DifferentiationError",
+           "NoRuleError", "UnsupportedInstructionError", "ActivityError"]
+__version__ = "0.1.0"

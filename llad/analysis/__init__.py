@@ -1,0 +1,1 @@
+"""Analyses: control flow, activity."""

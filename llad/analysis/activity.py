@@ -1,0 +1,160 @@
+"""Activity analysis: which values carry derivatives and which pointers need shadows.
+
+A float value is *active* when it depends on an active input (an `Active` scalar, or a load from
+memory that has a shadow).  A pointer is active when it points into memory with a shadow: the data
+of a `Duplicated` array, the return slot of an active return, or an array allocated inside the
+function that an active value is stored into.  Integer, index and pointer arithmetic never carries
+a derivative.  The analysis iterates to a fixed point because storing an active value makes an
+allocation active, which makes its loads active.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import ActivityError, NoRuleError
+from ..ir.model import Function, Instruction, is_float
+from ..rules import RULES, is_inactive_call, rule_name_for_call
+
+ALLOC_CALLS = ("NRT_MemInfo_alloc_aligned", "NRT_MemInfo_alloc_safe_aligned", "NRT_MemInfo_alloc",
+               "NRT_MemInfo_new")
+MEMORY_INTRINSICS = ("llvm.memset.", "llvm.memcpy.", "llvm.memmove.")
+
+
+@dataclass
+class Activity:
+    values: set[str] = field(default_factory=set)        # active float values
+    pointers: set[str] = field(default_factory=set)      # pointers with a shadow
+    allocations: set[str] = field(default_factory=set)   # meminfo values of active allocations
+    roots: dict[str, frozenset] = field(default_factory=dict)   # pointer -> its roots
+
+    def is_active(self, name: str) -> bool:
+        return name in self.values or name in self.pointers
+
+
+def pointer_roots(fn: Function) -> dict[str, frozenset]:
+    """Where each pointer comes from: ('param', name), ('alloc', meminfo), ('other', name)."""
+    roots: dict[str, frozenset] = {}
+    for p in fn.params:
+        if p.type.startswith("ptr") or p.type.endswith("*"):
+            roots[p.name] = frozenset([("param", p.name)])
+    changed = True
+    while changed:
+        changed = False
+        for b in fn.blocks:
+            for ins in b.instructions:
+                if ins.result is None or not (ins.type == "ptr" or ins.type.endswith("*")):
+                    continue
+                new = _roots_of(ins, roots)
+                if roots.get(ins.result) != new:
+                    roots[ins.result] = new
+                    changed = True
+    return roots
+
+
+def _roots_of(ins: Instruction, roots: dict[str, frozenset]) -> frozenset:
+    def of(op):
+        if op.is_local:
+            return roots.get(op.name, frozenset())
+        return frozenset([("global", op.text)]) if op.text.startswith("@") else frozenset()
+
+    if ins.opcode == "getelementptr":
+        return of(ins.operands[0])
+    if ins.opcode == "select":
+        return of(ins.operands[1]) | of(ins.operands[2])
+    if ins.opcode == "phi":
+        out = frozenset()
+        for v, _ in ins.incoming:
+            out |= of(v)
+        return out
+    if ins.opcode == "call" and ins.callee.startswith(ALLOC_CALLS):
+        return frozenset([("alloc", ins.result)])
+    if ins.opcode == "call" and ins.callee == "NRT_MemInfo_data_fast" and ins.operands[0].is_local:
+        return frozenset(("alloc", r[1]) for r in roots.get(ins.operands[0].name, ()) if r[0] == "alloc")
+    return frozenset([("other", ins.result)])
+
+
+def analyse_activity(fn: Function, active_params: set[str], active_pointer_params: set[str],
+                     const_pointer_params: set[str], location) -> Activity:
+    """`active_params`: float parameters that are Active; `active_pointer_params`: pointers with a shadow
+    (Duplicated data pointers, the return slot); `const_pointer_params`: data of Const arrays."""
+    act = Activity(roots=pointer_roots(fn))
+    act.values |= active_params
+    active_roots = {("param", p) for p in active_pointer_params}
+    while True:
+        before = (len(act.values), len(act.pointers), len(active_roots))
+        act.pointers = {n for n, r in act.roots.items() if r & active_roots}
+        for b in fn.blocks:
+            for ins in b.instructions:
+                _visit(fn, ins, act, active_roots, const_pointer_params, location)
+        if (len(act.values), len(act.pointers), len(active_roots)) == before:
+            break
+    act.allocations = {r[1] for r in active_roots if r[0] == "alloc"}
+    return act
+
+
+def _operand_active(act: Activity, op) -> bool:
+    return op.is_local and op.name in act.values
+
+
+def _visit(fn, ins: Instruction, act: Activity, active_roots: set, const_ptrs: set[str], location) -> None:
+    op = ins.opcode
+    if op == "store":
+        val, ptr = ins.operands
+        if _operand_active(act, val):
+            roots = act.roots.get(ptr.name, frozenset()) if ptr.is_local else frozenset()
+            _require_shadow_for_store(ins, roots, const_ptrs, location)
+            active_roots |= roots
+        return
+    if op == "call" and ins.callee.startswith(("llvm.memcpy.", "llvm.memmove.")):
+        dst, src = ins.operands[0], ins.operands[1]
+        if src.is_local and src.name in act.pointers and dst.is_local:
+            roots = act.roots.get(dst.name, frozenset())
+            _require_shadow_for_store(ins, roots, const_ptrs, location)
+            active_roots |= roots
+        return
+    if ins.result is None or not is_float(ins.type):
+        if op == "call":
+            _check_call(ins, act, location)
+        return
+    if op == "load":
+        ptr = ins.operands[0]
+        if ptr.is_local and ptr.name in act.pointers:
+            act.values.add(ins.result)
+        return
+    if op == "phi" or op == "select" or op in RULES or op in ("fptrunc", "fpext"):
+        operands = ins.operands[1:] if op == "select" else ins.operands
+        if any(_operand_active(act, o) for o in operands):
+            act.values.add(ins.result)
+        return
+    if op == "call":
+        _check_call(ins, act, location)
+        if any(_operand_active(act, o) for o in ins.operands):
+            act.values.add(ins.result)
+
+
+def _check_call(ins: Instruction, act: Activity, location) -> None:
+    callee = ins.callee
+    if is_inactive_call(callee) or callee.startswith(ALLOC_CALLS) or callee == "NRT_MemInfo_data_fast" \
+            or callee.startswith(MEMORY_INTRINSICS):
+        return
+    if rule_name_for_call(callee) is not None:
+        return
+    if any(_operand_active(act, o) for o in ins.operands) or any(
+            o.is_local and o.name in act.pointers for o in ins.operands):
+        raise NoRuleError(f"call to `{callee}`", location(ins),
+                          "llad has no derivative rule for it; mark the arguments that reach it Const, or add a "
+                          "rule to llad.rules")
+
+
+def _require_shadow_for_store(ins, roots, const_ptrs, location) -> None:
+    for kind, name in roots:
+        if kind == "param" and name in const_ptrs:
+            raise ActivityError(
+                f"`{ins.text}`", location(ins),
+                "an active value is stored into an array annotated Const; annotate that array "
+                "Duplicated(x, dx) (or DuplicatedNoNeed) so its derivative has somewhere to go")
+        if kind in ("other", "global") or (kind == "param" and name in ("excinfo",)):
+            raise ActivityError(
+                f"`{ins.text}`", location(ins),
+                "an active value is stored into memory llad cannot give a shadow to "
+                "(a pointer loaded from memory or a global)")

@@ -1,0 +1,294 @@
+"""`llad.autodiff`: modes, activities, argument checks, the compile cache, calling the derivative."""
+from __future__ import annotations
+
+import inspect
+import threading
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+from numba.core import types
+
+from . import frontend
+from .pipeline import ACTIVE, CONST, DUP, Plan, build_derivative
+
+
+# --- modes ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    reverse: bool
+    with_primal: bool
+
+    def __repr__(self) -> str:
+        return f"llad.{self.name}"
+
+
+Forward = Mode("Forward", False, False)
+ForwardWithPrimal = Mode("ForwardWithPrimal", False, True)
+Reverse = Mode("Reverse", True, False)
+ReverseWithPrimal = Mode("ReverseWithPrimal", True, True)
+MODES = (Forward, ForwardWithPrimal, Reverse, ReverseWithPrimal)
+
+
+# --- activities ----------------------------------------------------------------------------------
+class Annotation:
+    __slots__ = ("val",)
+
+    def __init__(self, val):
+        self.val = val
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.val!r})"
+
+
+class Const(Annotation):
+    """Not differentiated."""
+
+
+class Active(Annotation):
+    """A float scalar whose derivative reverse modes return."""
+
+
+class Duplicated(Annotation):
+    """An array `val` with its shadow `dval` (tangent in forward modes, accumulated adjoint in reverse)."""
+
+    __slots__ = ("dval",)
+
+    def __init__(self, val, dval):
+        self.val, self.dval = val, dval
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(<{_describe(self.val)}>, <{_describe(self.dval)}>)"
+
+
+class DuplicatedNoNeed(Duplicated):
+    """As Duplicated; the primal values left in `val` need not be correct."""
+
+
+class BatchDuplicated(Annotation):
+    """An array with k shadows, differentiated in one pass (vector mode)."""
+
+    __slots__ = ("dvals",)
+
+    def __init__(self, val, dvals):
+        self.val, self.dvals = val, dvals
+
+
+RETURN_ACTIVITIES = {Active: ACTIVE, Const: CONST, Duplicated: DUP, DuplicatedNoNeed: DUP}
+
+
+def _describe(v) -> str:
+    if isinstance(v, np.ndarray):
+        return f"{v.dtype}{list(v.shape)} array"
+    return type(v).__name__
+
+
+# --- argument checks (before anything is compiled or written) -----------------------------------------
+def _check_float_array(v, what: str) -> None:
+    if not isinstance(v, np.ndarray):
+        raise TypeError(f"llad.autodiff: {what} must be a numpy array of float32 or float64, got {_describe(v)}")
+    if v.dtype not in (np.float32, np.float64):
+        raise TypeError(f"llad.autodiff: {what} must have dtype float32 or float64, got {v.dtype}")
+
+
+def _check_shadow(i: int, v, dv, what: str) -> None:
+    _check_float_array(v, f"argument {i} ({what})")
+    if not isinstance(dv, np.ndarray):
+        raise TypeError(f"llad.autodiff: the shadow of argument {i} must be a numpy array, got {_describe(dv)}")
+    if dv.shape != v.shape or dv.dtype != v.dtype:
+        raise ValueError(f"llad.autodiff: the shadow of argument {i} is {_describe(dv)} but the array is "
+                         f"{_describe(v)}; they must have the same shape and dtype")
+    if not dv.flags.writeable:
+        raise ValueError(f"llad.autodiff: the shadow of argument {i} is read-only; pass a writeable array")
+    if v.size and np.shares_memory(v, dv):
+        raise ValueError(f"llad.autodiff: the shadow of argument {i} shares memory with the array itself; "
+                         "pass a separate array, e.g. np.zeros_like(x)")
+
+
+def _classify(i: int, a, reverse: bool):
+    """-> (activity tag, primal value, tuple of shadows)."""
+    if isinstance(a, BatchDuplicated):
+        if not isinstance(a.dvals, (tuple, list)) or not a.dvals:
+            raise TypeError(f"llad.autodiff: BatchDuplicated(x, shadows) of argument {i} needs a non-empty tuple "
+                            "of shadow arrays")
+        for dv in a.dvals:
+            _check_shadow(i, a.val, dv, "BatchDuplicated")
+        if reverse:
+            raise TypeError("llad.autodiff: BatchDuplicated is a forward-mode annotation")
+        return DUP, a.val, tuple(a.dvals)
+    if isinstance(a, Duplicated):
+        _check_shadow(i, a.val, a.dval, type(a).__name__)
+        return DUP, a.val, (a.dval,)
+    if isinstance(a, Active):
+        if not reverse:
+            raise TypeError(f"llad.autodiff: argument {i} is Active, which forward modes do not take; pass the "
+                            "value as Const, or use Duplicated on an array to get its tangent")
+        if not isinstance(a.val, (float, np.floating)) or isinstance(a.val, np.ndarray):
+            raise TypeError(f"llad.autodiff: Active is for float scalars; argument {i} is {_describe(a.val)}"
+                            + (" (use Duplicated(x, dx) for arrays)" if isinstance(a.val, np.ndarray) else ""))
+        return ACTIVE, a.val, ()
+    if isinstance(a, Const):
+        return CONST, a.val, ()
+    if isinstance(a, type) and issubclass(a, Annotation):
+        raise TypeError(f"llad.autodiff: argument {i} is the class {a.__name__} itself; wrap a value, e.g. "
+                        f"{a.__name__}(x)")
+    return CONST, a, ()
+
+
+_SUPPORTED_SCALARS = (bool, int, float, np.integer, np.floating, np.bool_)
+
+
+def _typeof(i: int, v) -> types.Type:
+    if isinstance(v, np.ndarray):
+        if v.dtype.hasobject:
+            raise TypeError(f"llad.autodiff: argument {i} is an object array, which llad cannot compile")
+        return numba.typeof(v)
+    if isinstance(v, _SUPPORTED_SCALARS) or (isinstance(v, tuple) and all(isinstance(e, _SUPPORTED_SCALARS)
+                                                                           for e in v)):
+        return numba.typeof(v)
+    raise TypeError(f"llad.autodiff: argument {i} has unsupported type {type(v).__name__}; llad takes numpy "
+                    "arrays, numbers and tuples of numbers")
+
+
+def _same_layout_shadow(v: np.ndarray, dv: np.ndarray) -> np.ndarray:
+    """dv itself when it has v's strides, else a copy with v's exact byte layout (the AD pass addresses
+    shadows with the primal's strides)."""
+    if dv.strides == v.strides:
+        return dv
+    if v.flags.c_contiguous or v.flags.f_contiguous:
+        out = np.empty_like(v, order="K")
+        if out.strides == v.strides:
+            out[...] = dv
+            return out
+    lo, hi = np.lib.array_utils.byte_bounds(v)
+    buf = np.zeros((hi - lo) // v.itemsize + 1, dtype=v.dtype)
+    out = np.ndarray(v.shape, v.dtype, buffer=buf, offset=v.__array_interface__["data"][0] - lo,
+                     strides=v.strides)
+    out[...] = dv
+    return out
+
+
+# --- the cache -----------------------------------------------------------------------------------
+_cache: dict = {}
+_cache_lock = threading.Lock()
+_key_locks: dict = {}
+compile_count = {"n": 0}
+
+
+def _get_derivative(dispatcher, plan: Plan):
+    key = (id(dispatcher), plan)
+    d = _cache.get(key)
+    if d is not None:
+        return d
+    with _cache_lock:
+        lock = _key_locks.setdefault(key, threading.Lock())
+    with lock:
+        d = _cache.get(key)
+        if d is None:
+            d = build_derivative(dispatcher, plan)
+            compile_count["n"] += 1
+            _cache[key] = (d, dispatcher)[0]
+    return d
+
+
+_dispatchers: dict = {}
+
+
+def _dispatcher_for(f):
+    d = _dispatchers.get(id(f))
+    if d is None or d[0] is not f:
+        d = (f, frontend.as_dispatcher(f))
+        _dispatchers[id(f)] = d
+    return d[1]
+
+
+def prepare(mode: Mode, f, args: tuple):
+    """Validate the call and find (or build) its derivative; nothing is written to any array."""
+    if not isinstance(mode, Mode):
+        raise TypeError(f"llad.autodiff: the first argument must be a mode (llad.Forward, llad.Reverse, ...), "
+                        f"got {mode!r}")
+    ret_activity = None
+    if args and isinstance(args[0], type) and args[0] in RETURN_ACTIVITIES:
+        ret_activity, args = args[0], args[1:]
+    elif args and isinstance(args[0], type) and issubclass(args[0], Annotation):
+        raise TypeError(f"llad.autodiff: {args[0].__name__} cannot be a return activity")
+    dispatcher = _dispatcher_for(f)
+    _check_arity(dispatcher, len(args))
+    classified = [_classify(i, a, mode.reverse) for i, a in enumerate(args)]
+    if ret_activity is Active and not mode.reverse:
+        raise TypeError("llad.autodiff: return activity Active is for reverse modes; forward modes take "
+                        "Duplicated or Const")
+    if ret_activity in (Duplicated, DuplicatedNoNeed) and mode.reverse:
+        raise TypeError("llad.autodiff: return activity Duplicated is for forward modes; reverse modes take "
+                        "Active (a float result) or Const")
+    widths = {len(s) for tag, _, s in classified if tag == DUP}
+    if len(widths) > 1:
+        raise ValueError("llad.autodiff: every BatchDuplicated argument must have the same number of shadows")
+    width = widths.pop() if widths else 1
+    argtypes = tuple(_typeof(i, v) for i, (_, v, _) in enumerate(classified))
+    shadows = [tuple(_same_layout_shadow(v, dv) for dv in s) for _, v, s in classified]
+    shadowtypes = tuple(tuple(numba.typeof(dv) for dv in s) for s in shadows)
+    ret_tag = _default_return(dispatcher, argtypes, mode) if ret_activity is None else RETURN_ACTIVITIES[ret_activity]
+    plan = Plan(mode.reverse, mode.with_primal, ret_tag, tuple(t for t, _, _ in classified), argtypes,
+                shadowtypes, width)
+    return plan, dispatcher, classified, shadows
+
+
+def _check_arity(dispatcher, n: int) -> None:
+    sig = inspect.signature(dispatcher.py_func)
+    params = list(sig.parameters.values())
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
+        return
+    required = sum(1 for p in params if p.default is p.empty)
+    if not required <= n <= len(params):
+        raise TypeError(f"llad.autodiff: {dispatcher.py_func.__name__} takes {len(params)} arguments, "
+                        f"{n} were annotated")
+
+
+def _default_return(dispatcher, argtypes, mode: Mode) -> str:
+    cres = frontend.compile_primal(dispatcher, argtypes)
+    if isinstance(cres.signature.return_type, types.Float):
+        return ACTIVE if mode.reverse else DUP
+    return CONST
+
+
+def autodiff(mode: Mode, f, *args):
+    """Differentiate `f` at the annotated arguments; see shared/API.md for the return shapes."""
+    plan, dispatcher, classified, shadows = prepare(mode, f, args)
+    d = _get_derivative(dispatcher, plan)
+    flat = [v for _, v, _ in classified]
+    for s in shadows:
+        flat.extend(s)
+    result = d.entry(*flat)
+    for (_, v, given), used in zip(classified, shadows):
+        for dv, tmp in zip(given, used):
+            if tmp is not dv:
+                dv[...] = tmp
+    return _shape_result(mode, plan, d, result)
+
+
+def _shape_result(mode: Mode, plan: Plan, d, result):
+    pos = 0
+    primal = None
+    if d.has_primal_output:
+        primal, pos = result[0], 1
+    if mode.reverse:
+        derivs, k = [], pos
+        for tag in plan.activities:
+            if tag == ACTIVE:
+                derivs.append(result[k])
+                k += 1
+            else:
+                derivs.append(None)
+        return (tuple(derivs), primal) if mode.with_primal else (tuple(derivs),)
+    if plan.ret_activity == DUP:
+        tangents = tuple(result[pos:pos + plan.width])
+        tangent = tangents if _is_batch(plan) else tangents[0]
+    else:
+        tangent = None
+    return (tangent, primal) if mode.with_primal else (tangent,)
+
+
+def _is_batch(plan: Plan) -> bool:
+    return any(len(s) > 1 for s in plan.shadowtypes) or plan.width > 1

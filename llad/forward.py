@@ -1,0 +1,183 @@
+"""Forward mode: the tangent of every active value, next to the primal instruction it comes from.
+
+A visitor with one method per opcode.  Each primal instruction is re-emitted as it is; for an active
+one the visitor then emits k tangents (k > 1 is vector mode, `BatchDuplicated`).  Math comes from the
+rules table; this file only knows the structural operations (phi, select, memory, runtime calls).
+"""
+from __future__ import annotations
+
+from .analysis.activity import ALLOC_CALLS, Activity
+from .errors import UnsupportedInstructionError
+from .ir.builder import Namer, fconst
+from .ir.model import Function, Instruction, Operand, is_float, ref
+from .rules import FLOAT_CASTS, NEG_ONE, ONE, RULES, MathBuilder, PrimalValues, rule_name_for_call
+from .shadow import gep_text, memset_call, shadow_name, shadow_of
+
+
+def tangent_name(name: str, j: int) -> str:
+    return ref(f"d{j}.{name}")
+
+
+class ForwardGenerator:
+    def __init__(self, fn: Function, act: Activity, k: int, location, on_return):
+        self.fn, self.act, self.k, self.location = fn, act, k, location
+        self.on_return = on_return          # (builder, ret instruction) -> None: emits the epilogue
+        self.declarations: dict[str, str] = {}
+        self.b = MathBuilder(Namer("f"), declarations=self.declarations)
+
+    # --- values ---------------------------------------------------------------------------------
+    def tangent(self, op: Operand, j: int) -> str:
+        if op.is_local and op.name in self.act.values:
+            return tangent_name(op.name, j)
+        return fconst(op.type, 0.0)
+
+    def shadow(self, op: Operand, j: int, ins: Instruction) -> str:
+        return shadow_of(op, self.act.pointers, j, ins, self.location)
+
+    def is_active(self, ins: Instruction) -> bool:
+        return ins.result is not None and (ins.result in self.act.values or ins.result in self.act.pointers)
+
+    # --- driver ---------------------------------------------------------------------------------
+    def generate(self) -> list[str]:
+        lines = self.b.lines
+        for block in self.fn.blocks:
+            lines.append(f"{ref(block.name)[1:]}:")
+            phis = block.phis
+            for ins in phis:
+                self.b.emit(ins.text)
+            for ins in phis:
+                if self.is_active(ins):
+                    self.visit_phi(ins)
+            for ins in block.instructions[len(phis):]:
+                if ins.opcode == "ret":
+                    self.on_return(self.b, ins)
+                    continue
+                self.b.emit(ins.text)
+                if self.is_active(ins) or ins.opcode in ("store", "call"):
+                    getattr(self, "visit_" + ins.opcode.replace("getelementptr", "gep"), self.visit_other)(ins)
+        return lines
+
+    # --- structural operations ------------------------------------------------------------------
+    def visit_phi(self, ins: Instruction) -> None:
+        for j in range(self.k):
+            if ins.result in self.act.pointers:
+                pairs = ", ".join(f"[ {self.shadow(v, j, ins)}, {ref(bb)} ]" for v, bb in ins.incoming)
+                self.b.emit(f"{shadow_name(ins.result, j)} = phi ptr {pairs}")
+            else:
+                pairs = ", ".join(f"[ {self.tangent(v, j)}, {ref(bb)} ]" for v, bb in ins.incoming)
+                self.b.emit(f"{tangent_name(ins.result, j)} = phi {ins.type} {pairs}")
+
+    def visit_select(self, ins: Instruction) -> None:
+        cond, a, c = ins.operands
+        for j in range(self.k):
+            if ins.result in self.act.pointers:
+                self.b.emit(f"{shadow_name(ins.result, j)} = select i1 {cond.text}, ptr "
+                            f"{self.shadow(a, j, ins)}, ptr {self.shadow(c, j, ins)}")
+            else:
+                self.b.emit(f"{tangent_name(ins.result, j)} = select i1 {cond.text}, {ins.type} "
+                            f"{self.tangent(a, j)}, {ins.type} {self.tangent(c, j)}")
+
+    def visit_gep(self, ins: Instruction) -> None:
+        for j in range(self.k):
+            base = self.shadow(ins.operands[0], j, ins)
+            self.b.emit(f"{shadow_name(ins.result, j)} = {gep_text(ins, base)}")
+
+    def visit_load(self, ins: Instruction) -> None:
+        for j in range(self.k):
+            ptr = self.shadow(ins.operands[0], j, ins)
+            self.b.emit(f"{tangent_name(ins.result, j)} = load {ins.type}, ptr {ptr}")
+
+    def visit_store(self, ins: Instruction) -> None:
+        val, ptr = ins.operands
+        if not (ptr.is_local and ptr.name in self.act.pointers) or not is_float(val.type):
+            return
+        for j in range(self.k):
+            self.b.emit(f"store {val.type} {self.tangent(val, j)}, ptr {self.shadow(ptr, j, ins)}")
+
+    def visit_call(self, ins: Instruction) -> None:
+        callee = ins.callee
+        if callee.startswith(ALLOC_CALLS):
+            if ins.result in self.act.pointers:
+                self._shadow_allocation(ins)
+        elif callee == "NRT_MemInfo_data_fast":
+            if ins.result in self.act.pointers:
+                for j in range(self.k):
+                    mi = self.shadow(ins.operands[0], j, ins)
+                    self.b.emit(f"{shadow_name(ins.result, j)} = call ptr @NRT_MemInfo_data_fast(ptr {mi})")
+        elif callee in ("NRT_decref", "NRT_incref"):
+            op = ins.operands[0]
+            if op.is_local and op.name in self.act.pointers:
+                for j in range(self.k):
+                    self.b.emit(f"call void @{callee}(ptr {self.shadow(op, j, ins)})")
+        elif callee.startswith("llvm.memset."):
+            self._memset(ins)
+        elif callee.startswith(("llvm.memcpy.", "llvm.memmove.")):
+            self._memcpy(ins)
+        elif self.is_active(ins):
+            name = rule_name_for_call(callee)
+            self._apply_rule(ins, name)
+
+    def visit_other(self, ins: Instruction) -> None:
+        op = ins.opcode
+        if op in RULES:
+            self._apply_rule(ins, op)
+        elif op in FLOAT_CASTS:
+            src = ins.operands[0]
+            for j in range(self.k):
+                self.b.emit(f"{tangent_name(ins.result, j)} = {op} {src.type} {self.tangent(src, j)} to {ins.type}")
+        else:
+            raise UnsupportedInstructionError(f"instruction `{ins.text}`", self.location(ins),
+                                              "llad has no derivative for this instruction")
+
+    # --- rules ------------------------------------------------------------------------------------
+    def _apply_rule(self, ins: Instruction, name: str) -> None:
+        rule, ty, b = RULES[name], ins.type, self.b
+        primal = PrimalValues(lambda i: ins.operands[i].text, lambda: ref(ins.result))
+        partials = [None] * len(rule.partials)
+        for i, partial in enumerate(rule.partials):
+            op = ins.operands[i]
+            if partial is not None and op.is_local and op.name in self.act.values:
+                partials[i] = partial(b, ty, primal)
+        for j in range(self.k):
+            total = fconst(ty, 0.0)
+            for i, d in enumerate(partials):
+                if d is None:
+                    continue
+                t = self.tangent(ins.operands[i], j)
+                term = t if d == ONE else b.fneg(ty, t) if d == NEG_ONE else b.fmul(ty, d, t)
+                total = b.fadd(ty, total, term)
+            b.emit(f"{tangent_name(ins.result, j)} = fadd {ty} {total}, {fconst(ty, -0.0)}")
+
+    # --- memory -----------------------------------------------------------------------------------
+    def _shadow_allocation(self, ins: Instruction) -> None:
+        args = ", ".join(f"{o.type} {o.text}" for o in ins.operands)
+        size = ins.operands[0]
+        for j in range(self.k):
+            mi = shadow_name(ins.result, j)
+            self.b.emit(f"{mi} = call ptr @{ins.callee}({args})")
+            data = self.b.namer.fresh("sdata")
+            self.b.emit(f"{data} = call ptr @NRT_MemInfo_data_fast(ptr {mi})")
+            self.b.emit(memset_call(data, size.type, size.text))
+        self.declarations[ins.callee] = self.fn.declarations.get(ins.callee, "")
+
+    def _memset(self, ins: Instruction) -> None:
+        dst, _, size = ins.operands[:3]
+        if dst.is_local and dst.name in self.act.pointers:
+            for j in range(self.k):
+                self.b.emit(memset_call(self.shadow(dst, j, ins), size.type, size.text))
+
+    def _memcpy(self, ins: Instruction) -> None:
+        dst, src, size = ins.operands[:3]
+        if not (dst.is_local and dst.name in self.act.pointers):
+            return
+        for j in range(self.k):
+            if src.is_local and src.name in self.act.pointers:
+                self.b.emit(f"call void @{ins.callee}(ptr {self.shadow(dst, j, ins)}, ptr "
+                            f"{self.shadow(src, j, ins)}, {size.type} {size.text}, i1 false)")
+            else:
+                self.b.emit(memset_call(self.shadow(dst, j, ins), size.type, size.text))
+
+
+def forward_function_body(fn: Function, act: Activity, k: int, location, on_return) -> tuple[list[str], dict]:
+    gen = ForwardGenerator(fn, act, k, location, on_return)
+    return gen.generate(), gen.declarations

@@ -1,0 +1,236 @@
+"""Numba function -> pre-AD LLVM module, and how each Python argument maps to LLVM parameters.
+
+Numba optimises every module the moment it is added to a code library, so llad swaps the CPU
+codegen's library class at import for one that records each module's text before that happens
+(see shared/notes/numba-ir-facts.md, section 1.3).  The recorded modules of a function and of
+every library it links (other @njit functions, Numba's own overloads) are linked into one module
+and run through a pre-AD pipeline: inlining and scalar simplification, no vectorisation.
+"""
+from __future__ import annotations
+
+import threading
+import warnings
+from dataclasses import dataclass, field
+
+import llvmlite.binding as llvm
+import numba
+from numba.core import types
+from numba.core.codegen import JITCodeLibrary
+from numba.core.registry import cpu_target
+
+from .errors import DifferentiationError
+
+
+class RecordingCodeLibrary(JITCodeLibrary):
+    """A JITCodeLibrary that keeps the text of every module before Numba optimises it."""
+
+    def add_ir_module(self, ir_module):
+        self.__dict__.setdefault("_llad_unopt_texts", []).append(str(ir_module))
+        super().add_ir_module(ir_module)
+
+
+def install_recorder() -> None:
+    codegen = cpu_target.target_context.codegen()
+    if codegen._library_class is not RecordingCodeLibrary:
+        codegen._library_class = RecordingCodeLibrary
+
+
+install_recorder()
+
+_SKIPPED_MODULES = ('; ModuleID = "wrapper"', '; ModuleID = "cfunc_wrapper"', '; ModuleID = "nrt_module"')
+
+
+@dataclass
+class ParamMap:
+    """How one Python parameter is laid out in the LLVM signature."""
+
+    index: int
+    name: str
+    numba_type: types.Type
+    llvm_names: list[str]          # the LLVM parameter names, in order
+    llvm_types: list[str]
+
+    @property
+    def is_array(self) -> bool:
+        return isinstance(self.numba_type, types.Array)
+
+    @property
+    def data_param(self) -> str:
+        """The data pointer of an array parameter (field 4 of 5 + 2*ndim)."""
+        return self.llvm_names[4]
+
+
+@dataclass
+class PrimalModule:
+    """The primal function as the AD pass reads it."""
+
+    dispatcher: object
+    signature: tuple
+    return_type: types.Type
+    entry_name: str
+    module: llvm.ModuleRef
+    text: str                       # str(module) after the pre-AD pipeline
+    params: list[ParamMap]
+    fndesc: object
+    compile_seconds: float = 0.0
+    python_file: str = ""
+    python_line: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+_compile_lock = threading.RLock()
+
+
+def as_dispatcher(f):
+    if isinstance(f, numba.core.registry.CPUDispatcher):
+        if f.targetoptions.get("parallel"):
+            raise DifferentiationError(
+                "parallel=True",
+                _py_location(f.py_func),
+                "llad cannot differentiate Numba's parallel runtime; compile the function without parallel=True",
+            )
+        return f
+    if isinstance(f, numba.core.dispatcher.Dispatcher):
+        raise DifferentiationError(
+            f"dispatcher of type {type(f).__name__}", _py_location(getattr(f, "py_func", None)),
+            "only numba.njit (CPU) functions can be differentiated")
+    if callable(f) and hasattr(f, "__code__"):
+        return numba.njit(f)
+    raise TypeError(f"llad.autodiff: expected a numba.njit function or a Python function, got {type(f).__name__}")
+
+
+def _py_location(fn) -> str:
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return "<unknown>"
+    return f"{code.co_filename}:{code.co_firstlineno}"
+
+
+def compile_primal(dispatcher, argtypes: tuple):
+    """Compile (or find) the Numba overload for argtypes; returns the CompileResult."""
+    with _compile_lock:
+        try:
+            cres = dispatcher.overloads.get(argtypes)
+            if cres is None:
+                dispatcher.compile(argtypes)
+                cres = dispatcher.overloads[argtypes]
+        except numba.core.errors.TypingError as exc:
+            msg = str(exc).strip().splitlines()
+            head = next((ln for ln in msg if ln.strip()), "typing failed")
+            raise TypeError(
+                f"llad.autodiff: Numba cannot compile {dispatcher.py_func.__name__}"
+                f"{tuple(str(t) for t in argtypes)}: {head}\n{exc}") from None
+    return cres
+
+
+def _collect_texts(library, seen: dict, missing: list) -> None:
+    if id(library) in seen:
+        return
+    texts = library.__dict__.get("_llad_unopt_texts")
+    if texts is None:
+        missing.append(library)
+    seen[id(library)] = (library, texts)
+    for lib in library._linking_libraries:
+        _collect_texts(lib, seen, missing)
+
+
+def _unoptimised_modules(cres) -> tuple[list[str], list[str]]:
+    seen: dict = {}
+    missing: list = []
+    _collect_texts(cres.library, seen, missing)
+    out, notes = [], []
+    for lib, texts in seen.values():
+        if texts is None:
+            if lib.name == "nrt":
+                continue
+            # compiled before llad was imported: only its optimised module exists
+            notes.append(f"library {lib.name!r} was compiled before llad was imported; using its optimised IR")
+            out.append(str(lib._get_module_for_linking()))
+            continue
+        for t in texts:
+            if any(t.startswith(s) or s in t[:200] for s in _SKIPPED_MODULES):
+                continue
+            out.append(t)
+    return out, notes
+
+
+def _target_machine():
+    return cpu_target.target_context.codegen()._tm
+
+
+def pre_ad_pipeline(module: llvm.ModuleRef, entry: str) -> None:
+    """Inline every callee and simplify, without vectorising or unrolling (facts file, section 3)."""
+    for fn in module.functions:
+        if not fn.is_declaration and fn.name != entry:
+            fn.add_function_attribute("alwaysinline")
+            fn.linkage = llvm.Linkage.linkonce_odr
+    tm = _target_machine()
+    pto = llvm.create_pipeline_tuning_options(speed_level=2)
+    pto.loop_vectorization = False
+    pto.slp_vectorization = False
+    pto.loop_unrolling = False
+    pto.loop_interleaving = False
+    pb = llvm.create_pass_builder(tm, pto)
+    pb.getModulePassManager().run(module, pb)
+    pb0 = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=0))
+    mpm = llvm.create_new_module_pass_manager()
+    mpm.add_refprune_pass()
+    mpm.add_simplify_cfg_pass()
+    mpm.add_global_dead_code_eliminate_pass()
+    mpm.add_loop_simplify_pass()
+    mpm.add_instruction_namer_pass()
+    mpm.run(module, pb0)
+    module.verify()
+
+
+def _param_maps(cres, fn_ref) -> list[ParamMap]:
+    context = cres.target_context
+    pyfunc_args = cres.fndesc.args
+    llvm_args = list(fn_ref.arguments)
+    names = [a.name for a in llvm_args][2:]       # skip retptr, excinfo
+    tys = [str(a.type) for a in llvm_args][2:]
+    maps, pos = [], 0
+    for i, (argname, nbty) in enumerate(zip(pyfunc_args, cres.signature.args)):
+        width = len(context.get_arg_packer([nbty]).argument_types)
+        maps.append(ParamMap(i, argname, nbty, names[pos:pos + width], tys[pos:pos + width]))
+        pos += width
+    return maps
+
+
+def build_primal(f, argtypes: tuple) -> PrimalModule:
+    import time
+
+    dispatcher = as_dispatcher(f)
+    t0 = time.perf_counter()
+    cres = compile_primal(dispatcher, argtypes)
+    t1 = time.perf_counter()
+    entry = cres.fndesc.llvm_func_name
+    texts, notes = _unoptimised_modules(cres)
+    if not texts or not any(entry in t for t in texts):
+        # The overload was compiled before llad was imported: compile a fresh copy to record it.
+        fresh = numba.njit(**{k: v for k, v in dispatcher.targetoptions.items() if k != "nopython"})(
+            dispatcher.py_func)
+        return build_primal(fresh, argtypes)
+    with _compile_lock:
+        module = llvm.parse_assembly(texts[0])
+        for t in texts[1:]:
+            module.link_in(llvm.parse_assembly(t))
+        pre_ad_pipeline(module, entry)
+    fn_ref = module.get_function(entry)
+    code = dispatcher.py_func.__code__
+    for w in notes:
+        warnings.warn(w, stacklevel=3)
+    return PrimalModule(
+        dispatcher=dispatcher,
+        signature=argtypes,
+        return_type=cres.signature.return_type,
+        entry_name=entry,
+        module=module,
+        text=str(module),
+        params=_param_maps(cres, fn_ref),
+        fndesc=cres.fndesc,
+        compile_seconds=time.perf_counter() - t1 + (t1 - t0),
+        python_file=code.co_filename,
+        python_line=code.co_firstlineno,
+        warnings=notes,
+    )

@@ -1,0 +1,1 @@
+"""llad's model of LLVM IR: read, walk, build, print."""

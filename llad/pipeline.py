@@ -1,0 +1,193 @@
+"""The lowering pipeline, one named stage at a time:
+
+    python -> numba (typed IR) -> llvm (pre-AD primal) -> deriv (AD pass) -> deriv-opt (O3) -> asm
+
+`build_derivative` runs every stage for one (function, mode, activities, argument types) and keeps
+each stage's text, so `llad.dump` shows exactly what runs.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+from numba.core import types
+from numba.core.registry import cpu_target
+
+from . import frontend, jit, runtime_ir
+from .analysis.activity import analyse_activity
+from .analysis.cfg import analyse_cfg
+from .errors import DifferentiationError
+from .forward import forward_function_body
+from .ir.model import Function, Instruction, is_float
+from .ir.parser import check_supported, parse_function
+from .shadow import RUNTIME_DECLARATIONS
+
+# activity tags used in a Plan
+CONST, ACTIVE, DUP = "const", "active", "dup"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything that decides the derivative's code: the cache key."""
+
+    reverse: bool
+    with_primal: bool
+    ret_activity: str          # CONST / ACTIVE / DUP
+    activities: tuple          # per parameter: CONST / ACTIVE / DUP
+    argtypes: tuple            # numba types of the primal arguments
+    shadowtypes: tuple         # per parameter: tuple of numba types of its shadows
+    width: int = 1             # k of BatchDuplicated
+
+
+@dataclass
+class Derivative:
+    plan: Plan
+    primal: frontend.PrimalModule
+    function: Function
+    text: str                  # the derivative module before optimisation
+    entry: object              # callable(*flat) -> tuple
+    library: object
+    output_types: tuple        # numba types in the returned tuple
+    has_primal_output: bool
+    seconds: dict = field(default_factory=dict)
+    annotations: dict = field(default_factory=dict)
+
+
+def location_of(primal: frontend.PrimalModule):
+    where = f"{primal.python_file}:{primal.python_line}"
+    name = primal.dispatcher.py_func.__name__
+
+    def location(ins: Instruction | None = None) -> str:
+        return f"{where} (in {name})"
+    return location
+
+
+def output_types(plan: Plan, return_type: types.Type) -> tuple[list, bool]:
+    outs, has_primal = [], return_type is not types.none
+    if has_primal:
+        outs.append(return_type)
+    if plan.reverse:
+        outs += [plan.argtypes[i] for i, a in enumerate(plan.activities) if a == ACTIVE]
+    elif plan.ret_activity == DUP:
+        outs += [return_type] * plan.width
+    return outs, has_primal
+
+
+def build_derivative(f, plan: Plan) -> Derivative:
+    t0 = time.perf_counter()
+    primal = frontend.build_primal(f, plan.argtypes)
+    t1 = time.perf_counter()
+    location = location_of(primal)
+    fn = parse_function(primal.text, primal.entry_name)
+    check_supported(fn, location)
+    ret = primal.return_type
+    if plan.ret_activity != CONST and not (isinstance(ret, types.Float)):
+        raise TypeError(f"llad.autodiff: return activity {plan.ret_activity!r} needs a float result, but "
+                        f"{primal.dispatcher.py_func.__name__} returns {ret}; use Const")
+    outs, has_primal = output_types(plan, ret)
+    return_nbtype = types.Tuple(outs) if outs else types.Tuple([types.int8])
+    context = cpu_target.target_context
+    ret_llty = str(context.get_value_type(ret)) if ret is not types.none else "ptr"
+    out_llty = str(context.get_value_type(return_nbtype))
+    digest = hashlib.sha1(repr((primal.entry_name, plan)).encode()).hexdigest()[:16]
+    fname = f"llad.{'rev' if plan.reverse else 'fwd'}.{digest}"
+
+    active_params = {primal.params[i].llvm_names[0] for i, a in enumerate(plan.activities) if a == ACTIVE}
+    dup_ptrs = {primal.params[i].data_param for i, a in enumerate(plan.activities) if a == DUP}
+    const_ptrs = {p.data_param for i, p in enumerate(primal.params) if p.is_array and plan.activities[i] == CONST}
+    if plan.ret_activity != CONST:
+        dup_ptrs.add("retptr")
+    act = analyse_activity(fn, active_params, dup_ptrs, const_ptrs, location)
+    cfg = analyse_cfg(fn, location)
+
+    header = _signature(fname, primal, plan, fn)
+    prologue = [f"  %retptr = alloca {ret_llty}"]
+    if plan.ret_activity != CONST:
+        for j in range(plan.width if not plan.reverse else 1):
+            prologue.append(f'  %"s{j}.retptr" = alloca {ret_llty}')
+            prologue.append(f'  store {ret_llty} zeroinitializer, ptr %"s{j}.retptr"')
+
+    if plan.reverse:
+        from .reverse import reverse_function_body
+        body, decls, prologue_extra = reverse_function_body(
+            fn, act, cfg, plan, primal, location, out_llty, ret_llty, has_primal, ret)
+        prologue += prologue_extra
+    else:
+        def on_return(b, ins):
+            _store_outputs(b, out_llty, ret_llty, has_primal, plan, ret)
+            b.emit(ins.text)
+        body, decls = forward_function_body(fn, act, plan.width, location, on_return)
+    text = _module_text(primal, fn, header, prologue, body, decls)
+    t2 = time.perf_counter()
+    flat_types = tuple(plan.argtypes) + tuple(t for shadows in plan.shadowtypes for t in shadows)
+    compiled = jit.jit_derivative(text, fname, return_nbtype, flat_types)
+    t3 = time.perf_counter()
+    d = Derivative(plan, primal, fn, text, compiled.entry, compiled.library, tuple(outs), has_primal)
+    d.seconds = {"numba": primal.compile_seconds, "pre-ad": t1 - t0 - primal.compile_seconds,
+                 "ad": t2 - t1, "jit": t3 - t2, "total": t3 - t0}
+    d.annotations = {"activity": act, "cfg": cfg}
+    return d
+
+
+def _store_outputs(b, out_llty, ret_llty, has_primal, plan, ret, extra=()) -> None:
+    """Copy the primal result, the return tangents and `extra` (type, value) pairs into the result tuple."""
+    slot = 0
+    values = []
+    if has_primal:
+        values.append((ret_llty, b.load(ret_llty, "%retptr")))
+    if not plan.reverse and plan.ret_activity == DUP:
+        for j in range(plan.width):
+            values.append((ret_llty, b.load(ret_llty, f'%"s{j}.retptr"')))
+    values += list(extra)
+    for ty, v in values:
+        p = b.gep(out_llty, "%llad.ret", [("i32", "0"), ("i32", str(slot))])
+        b.store(ty, v, p)
+        slot += 1
+
+
+def _signature(fname: str, primal, plan: Plan, fn: Function) -> str:
+    params = ["ptr noalias %llad.ret", "ptr noalias %excinfo"]
+    params += [f"{p.type} %{_q(p.name)}" for p in fn.params[2:]]
+    for i, pm in enumerate(primal.params):
+        for j in range(len(plan.shadowtypes[i])):
+            params += [f"{ty} %{_q(f's{j}.{n}')}" for n, ty in zip(pm.llvm_names, pm.llvm_types)]
+    return f'define i32 @"{fname}"({", ".join(params)})'
+
+
+def _q(name: str) -> str:
+    from .ir.model import ref
+    return ref(name)[1:]
+
+
+def _module_text(primal, fn: Function, header: str, prologue: list[str], body: list[str], decls: dict) -> str:
+    lines = [ln for ln in primal.text.splitlines() if ln.startswith(("target datalayout", "target triple"))]
+    lines += fn.globals_text
+    declared = dict(fn.declarations)
+    definitions, needed = runtime_ir.definitions_used(body)
+    for name, d in {**RUNTIME_DECLARATIONS, **decls, **needed}.items():
+        if name not in declared and d:
+            declared[name] = d
+    for name in list(declared):
+        if name in runtime_ir.DEFINITIONS:
+            declared.pop(name)
+    lines += list(declared.values())
+    lines += definitions
+    entry = fn.entry.name
+    lines.append(header + " {")
+    lines.append("llad.entry:")
+    lines += prologue
+    lines.append(f"  br label %{_q(entry)}")
+    lines += body
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def float_params(fn: Function) -> list[str]:
+    return [p.name for p in fn.params if is_float(p.type)]
+
+
+def check_differentiable(primal) -> None:
+    if primal.return_type is not types.none and isinstance(primal.return_type, types.Array):
+        raise DifferentiationError("an array return value", location_of(primal)(),
+                                   "write the result into an output argument annotated Duplicated")

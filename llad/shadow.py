@@ -1,0 +1,52 @@
+"""What both generators share: naming of tangents/shadows, shadow pointers, runtime calls.
+
+Naming: the tangent of active value `%v` in direction j is `%"d<j>.v"` (forward mode); the shadow of an
+active pointer `%p` is `%"s<j>.p"` in both modes; the shadow array parameters of a `Duplicated`
+argument `x` are `%"s<j>.arg.x.<field>"`, so the shadow of the data pointer `%arg.x.4` is found by
+the same rule as every other shadow.
+"""
+from __future__ import annotations
+
+from .errors import UnsupportedInstructionError
+from .ir.model import Instruction, Operand, ref
+
+NULL_POINTERS = ("null", "undef", "poison")
+
+
+def shadow_name(name: str, j: int = 0) -> str:
+    return ref(f"s{j}.{name}")
+
+
+def shadow_of(op: Operand, active_pointers: set[str], j: int, ins: Instruction, location) -> str:
+    """The shadow of a pointer operand; a pointer without a shadow where one is needed is an error."""
+    if op.text in NULL_POINTERS:
+        return op.text
+    if op.is_local and op.name in active_pointers:
+        return shadow_name(op.name, j)
+    raise UnsupportedInstructionError(
+        f"`{ins.text}`", location(ins),
+        f"it mixes memory with a derivative and memory without one ({op.text}); annotate every array "
+        "that flows here Duplicated")
+
+
+def gep_text(ins: Instruction, base: str, rename=lambda op: op.text) -> str:
+    """The text of `ins` (a getelementptr) on another base pointer, indices renamed by `rename`."""
+    flags = " inbounds" if " inbounds " in ins.text else ""
+    idx = ", ".join(f"{o.type} {rename(o)}" for o in ins.operands[1:])
+    return f"getelementptr{flags} {ins.source_type}, ptr {base}, {idx}"
+
+
+def memset_call(ptr: str, size_ty: str, size: str) -> str:
+    return f"call void @llvm.memset.p0.{size_ty}(ptr {ptr}, i8 0, {size_ty} {size}, i1 false)"
+
+
+RUNTIME_DECLARATIONS = {
+    "llvm.memset.p0.i64": "declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)",
+    "llvm.memcpy.p0.p0.i64": "declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)",
+    "NRT_MemInfo_data_fast": "declare ptr @NRT_MemInfo_data_fast(ptr)",
+    "NRT_decref": "declare void @NRT_decref(ptr)",
+    "NRT_incref": "declare void @NRT_incref(ptr)",
+    "malloc": "declare ptr @malloc(i64)",
+    "realloc": "declare ptr @realloc(ptr, i64)",
+    "free": "declare void @free(ptr)",
+}
