@@ -19,6 +19,8 @@ def tangent_name(name: str, j: int) -> str:
 
 
 class ForwardGenerator:
+    tangents = True            # False: only shadow pointers and allocations (reverse mode's forward sweep)
+
     def __init__(self, fn: Function, act: Activity, k: int, location, on_return):
         self.fn, self.act, self.k, self.location = fn, act, k, location
         self.on_return = on_return          # (builder, ret instruction) -> None: emits the epilogue
@@ -45,17 +47,37 @@ class ForwardGenerator:
             phis = block.phis
             for ins in phis:
                 self.b.emit(ins.text)
+            for line in self.extra_phis(block):
+                self.b.emit(line)
             for ins in phis:
-                if self.is_active(ins):
+                if self.is_active(ins) and (self.tangents or ins.result in self.act.pointers):
                     self.visit_phi(ins)
+            self.after_phis(block)
             for ins in block.instructions[len(phis):]:
                 if ins.opcode == "ret":
                     self.on_return(self.b, ins)
                     continue
                 self.b.emit(ins.text)
                 if self.is_active(ins) or ins.opcode in ("store", "call"):
-                    getattr(self, "visit_" + ins.opcode.replace("getelementptr", "gep"), self.visit_other)(ins)
+                    self.visit(ins)
+                self.after_instruction(ins)
         return lines
+
+    def visit(self, ins: Instruction) -> None:
+        if not self.tangents and ins.result is not None and ins.result not in self.act.pointers \
+                and ins.opcode != "call":
+            return
+        getattr(self, "visit_" + ins.opcode.replace("getelementptr", "gep"), self.visit_other)(ins)
+
+    def extra_phis(self, block) -> list[str]:
+        """Hook: phis to add to a block (reverse mode: which predecessor the block was entered from)."""
+        return []
+
+    def after_phis(self, block) -> None:
+        """Hook: code after a block's phis (reverse mode: loop counters, tape, caches)."""
+
+    def after_instruction(self, ins: Instruction) -> None:
+        """Hook: code after an instruction (reverse mode: caching for the reverse sweep)."""
 
     # --- structural operations ------------------------------------------------------------------
     def visit_phi(self, ins: Instruction) -> None:
@@ -89,7 +111,7 @@ class ForwardGenerator:
 
     def visit_store(self, ins: Instruction) -> None:
         val, ptr = ins.operands
-        if not (ptr.is_local and ptr.name in self.act.pointers) or not is_float(val.type):
+        if not self.tangents or not (ptr.is_local and ptr.name in self.act.pointers) or not is_float(val.type):
             return
         for j in range(self.k):
             self.b.emit(f"store {val.type} {self.tangent(val, j)}, ptr {self.shadow(ptr, j, ins)}")
@@ -106,14 +128,14 @@ class ForwardGenerator:
                     self.b.emit(f"{shadow_name(ins.result, j)} = call ptr @NRT_MemInfo_data_fast(ptr {mi})")
         elif callee in ("NRT_decref", "NRT_incref"):
             op = ins.operands[0]
-            if op.is_local and op.name in self.act.pointers:
+            if op.is_local and op.name in self.act.pointers and self.tangents:
                 for j in range(self.k):
                     self.b.emit(f"call void @{callee}(ptr {self.shadow(op, j, ins)})")
         elif callee.startswith("llvm.memset."):
             self._memset(ins)
         elif callee.startswith(("llvm.memcpy.", "llvm.memmove.")):
             self._memcpy(ins)
-        elif self.is_active(ins):
+        elif self.is_active(ins) and self.tangents:
             name = rule_name_for_call(callee)
             self._apply_rule(ins, name)
 
@@ -162,13 +184,13 @@ class ForwardGenerator:
 
     def _memset(self, ins: Instruction) -> None:
         dst, _, size = ins.operands[:3]
-        if dst.is_local and dst.name in self.act.pointers:
+        if self.tangents and dst.is_local and dst.name in self.act.pointers:
             for j in range(self.k):
                 self.b.emit(memset_call(self.shadow(dst, j, ins), size.type, size.text))
 
     def _memcpy(self, ins: Instruction) -> None:
         dst, src, size = ins.operands[:3]
-        if not (dst.is_local and dst.name in self.act.pointers):
+        if not self.tangents or not (dst.is_local and dst.name in self.act.pointers):
             return
         for j in range(self.k):
             if src.is_local and src.name in self.act.pointers:

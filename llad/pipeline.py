@@ -110,7 +110,7 @@ def build_derivative(f, plan: Plan) -> Derivative:
 
     if plan.reverse:
         from .reverse import reverse_function_body
-        body, decls, prologue_extra = reverse_function_body(
+        body, decls, prologue_extra, finish = reverse_function_body(
             fn, act, cfg, plan, primal, location, out_llty, ret_llty, has_primal, ret)
         prologue += prologue_extra
     else:
@@ -118,7 +118,10 @@ def build_derivative(f, plan: Plan) -> Derivative:
             _store_outputs(b, out_llty, ret_llty, has_primal, plan, ret)
             b.emit(ins.text)
         body, decls = forward_function_body(fn, act, plan.width, location, on_return)
+        finish = None
     text = _module_text(primal, fn, header, prologue, body, decls)
+    if finish is not None:
+        text = finish(text)
     t2 = time.perf_counter()
     flat_types = tuple(plan.argtypes) + tuple(t for shadows in plan.shadowtypes for t in shadows)
     compiled = jit.jit_derivative(text, fname, return_nbtype, flat_types)

@@ -66,7 +66,37 @@ def _digamma(ty: str) -> str:
     return text + f"declare {ty} @llvm.sin.{s}({ty})\ndeclare {ty} @llvm.cos.{s}({ty})\ndeclare {ty} @llvm.log.{s}({ty})\n"
 
 
-DEFINITIONS = {"llad.digamma.f64": lambda: _digamma("double"), "llad.digamma.f32": lambda: _digamma("float")}
+_ADDZERO = """
+define internal void @"llad.addzero.{S}"(ptr %dst, ptr %src, i64 %bytes) {{
+entry:
+  %n = udiv i64 %bytes, {W}
+  %any = icmp ne i64 %n, 0
+  br i1 %any, label %loop, label %done
+loop:
+  %i = phi i64 [ 0, %entry ], [ %i1, %loop ]
+  %pd = getelementptr {T}, ptr %dst, i64 %i
+  %ps = getelementptr {T}, ptr %src, i64 %i
+  %d = load {T}, ptr %pd
+  %s = load {T}, ptr %ps
+  %sum = fadd {T} %s, %d
+  store {T} %sum, ptr %ps
+  store {T} 0.0, ptr %pd
+  %i1 = add i64 %i, 1
+  %more = icmp ult i64 %i1, %n
+  br i1 %more, label %loop, label %done
+done:
+  ret void
+}}
+"""
+
+
+def _addzero(ty: str) -> str:
+    """Reverse of memcpy(dst, src): the source's shadow takes the destination's, which is zeroed."""
+    return _ADDZERO.format(T=ty, S="f64" if ty == "double" else "f32", W=8 if ty == "double" else 4)
+
+
+DEFINITIONS = {"llad.addzero.f64": lambda: _addzero("double"), "llad.addzero.f32": lambda: _addzero("float"),
+"llad.digamma.f64": lambda: _digamma("double"), "llad.digamma.f32": lambda: _digamma("float")}
 
 
 def definitions_used(body: list[str]) -> tuple[list[str], dict[str, str]]:

@@ -1,0 +1,383 @@
+"""Reverse mode: an augmented forward sweep that keeps what the reverse sweep needs, then the reverse
+sweep over the control-flow graph, accumulating adjoints.
+
+Layout of the generated function (one LLVM function):
+
+    llad.entry   allocas: return slots, adjoint slots, loop counters, tape states
+    <B>          the primal blocks, as they were, plus: shadow pointers and allocations, a predecessor id
+                 phi in blocks with several predecessors, a counter in each loop header, and stores of
+                 the values the reverse sweep needs onto the tape
+    rev.<B>      the reverse of block B: its instructions' adjoints in reverse order, then the adjoints
+                 of its phis routed to the predecessor it was entered from
+    llad.done    free the tape, write the outputs
+
+Caching (tape.py): a value the reverse sweep needs is recomputed when that is cheap and exact (integer
+and pointer arithmetic, GEPs, int->float casts); otherwise it is stored in the forward sweep. Values
+defined outside loops live in an alloca slot; values defined in loop L live in L's tape, a growable
+array of records indexed by L's global iteration counter (loops are reversed in exactly reverse
+order, so the counter counted back down indexes the same records).  The predecessor a block was
+entered from is an ordinary cached value (an i8 phi), which reconstructs any reducible control flow.
+"""
+from __future__ import annotations
+
+from .analysis.activity import ALLOC_CALLS, Activity
+from .analysis.cfg import CFG
+from .errors import UnsupportedInstructionError
+from .forward import ForwardGenerator
+from .ir.builder import Namer, fconst, is_const_zero
+from .ir.model import Block, Function, Instruction, Operand, is_float, ref
+from .rules import FLOAT_CASTS, NEG_ONE, ONE, RULES, MathBuilder, PrimalValues, rule_name_for_call
+from .shadow import gep_text, memset_call, shadow_name
+from .tape import RECOMPUTABLE, RESERVE_IR, Tape
+
+ACTIVE = "active"
+
+
+def rev(block: str) -> str:
+    return ref("rev." + block)
+
+
+def pred_id_name(block: str) -> str:
+    return f"pid.{block}"
+
+
+class ReverseGenerator:
+    def __init__(self, fn: Function, act: Activity, cfg: CFG, location, param_adjoints: list[str]):
+        self.fn, self.act, self.cfg, self.location = fn, act, cfg, location
+        self.declarations: dict[str, str] = {}
+        self.b = MathBuilder(Namer("r"), declarations=self.declarations)
+        self.tape = Tape(fn, cfg)
+        self.users = fn.users()
+        self.slot_adjoints: set[str] = set(param_adjoints)
+        self.local: dict[str, str] = {}            # adjoint accumulated within the current reverse block
+        self.avail: dict[str, str] = {}            # primal / shadow values available in the current block
+        self.block: Block | None = None
+
+    # --- adjoint storage --------------------------------------------------------------------------
+    def _is_local(self, name: str) -> bool:
+        ins = self.fn.defs.get(name)
+        if ins is None or name in self.slot_adjoints:
+            return False
+        return all(u.block is ins.block and u.opcode != "phi" for u in self.users.get(name, []))
+
+    def add_adjoint(self, op: Operand, value: str) -> None:
+        if not (op.is_local and op.name in self.act.values) or is_const_zero(value):
+            return
+        name, ty = op.name, op.type
+        if self._is_local(name):
+            self.local[name] = self.b.fadd(ty, self.local.get(name, fconst(ty, 0.0)), value)
+        else:
+            self.slot_adjoints.add(name)
+            self.b.accumulate(ty, adjoint_slot(name), value)
+
+    def take_adjoint(self, ins: Instruction) -> str:
+        """The total adjoint of ins's result, and reset it (so an earlier iteration starts from zero)."""
+        ty, name = ins.type, ins.result
+        total = self.local.pop(name, fconst(ty, 0.0))
+        if not self._is_local(name):
+            self.slot_adjoints.add(name)
+            slot = adjoint_slot(name)
+            total = self.b.fadd(ty, total, self.b.load(ty, slot))
+            self.b.store(ty, fconst(ty, 0.0), slot)
+        return total
+
+    # --- primal values in the reverse sweep --------------------------------------------------------
+    def need(self, op: Operand) -> str:
+        if not op.is_local:
+            return op.text
+        return self.need_name(op.name)
+
+    def need_name(self, name: str) -> str:
+        if name in self.avail:
+            return self.avail[name]
+        ins = self.fn.defs.get(name)
+        if ins is None:                                     # a parameter
+            return ref(name)
+        if _recomputable(ins):
+            v = self._recompute(ins)
+        else:
+            v = self.tape.load(self.b, name, ins.type, ins.block.name, self.block.name)
+        self.avail[name] = v
+        return v
+
+    def _recompute(self, ins: Instruction) -> str:
+        if ins.opcode == "getelementptr":
+            text = gep_text(ins, self.need(ins.operands[0]), self.need)
+        else:
+            text = _rename_operands(ins, self.need)
+        r = self.b.namer.fresh()
+        self.b.emit(f"{r} = {text}")
+        return r
+
+    def need_shadow(self, op: Operand) -> str:
+        if op.text in ("null", "undef", "poison"):
+            return op.text
+        if not (op.is_local and op.name in self.act.pointers):
+            raise UnsupportedInstructionError(f"pointer {op.text}", self.location(),
+                                              "it mixes memory with and without a derivative")
+        key = "s0." + op.name
+        if key in self.avail:
+            return self.avail[key]
+        ins = self.fn.defs.get(op.name)
+        if ins is None:
+            v = shadow_name(op.name)
+        elif ins.opcode == "getelementptr":
+            r = self.b.namer.fresh()
+            self.b.emit(f"{r} = {gep_text(ins, self.need_shadow(ins.operands[0]), self.need)}")
+            v = r
+        elif ins.opcode == "select":
+            v = self.b.select(self.need(ins.operands[0]), "ptr", self.need_shadow(ins.operands[1]),
+                              self.need_shadow(ins.operands[2]))
+        elif ins.opcode == "call" and ins.callee == "NRT_MemInfo_data_fast":
+            v = self.b.namer.fresh()
+            self.b.emit(f"{v} = call ptr @NRT_MemInfo_data_fast(ptr {self.need_shadow(ins.operands[0])})")
+        else:                                               # pointer phis, allocations: taped
+            v = self.tape.load(self.b, key, "ptr", ins.block.name, self.block.name)
+        self.avail[key] = v
+        return v
+
+    # --- driver -------------------------------------------------------------------------------------
+    def generate(self) -> list[str]:
+        for name in self.cfg.rpo:
+            self.reverse_block(self.fn.block_map[name])
+        return self.b.lines
+
+    def reverse_block(self, block: Block) -> None:
+        self.block, self.local, self.avail = block, {}, {}
+        self.b.lines.append(f"{rev(block.name)[1:]}:")
+        for ins in reversed(block.body):
+            self.visit(ins)
+        phi_adjoints = [(ins, self.take_adjoint(ins)) for ins in block.phis if ins.result in self.act.values]
+        preds = [p for p in block.preds if p in self.cfg.loop_of]
+        if len(preds) > 1:       # read before the loop counter moves to the previous iteration
+            pid = self.tape.load(self.b, pred_id_name(block.name), "i8", block.name, block.name)
+            self.tape.needs_pred_id(block.name)
+        loop = self.cfg.loop_of.get(block.name)
+        if loop is not None and loop.header == block.name:
+            self.tape.end_reverse_iteration(self.b, loop)
+        if not preds:
+            self.b.emit("br label %llad.done")
+        elif len(preds) == 1:
+            self._route_phis(phi_adjoints, preds[0])
+            self.b.emit(f"br label {rev(preds[0])}")
+        else:
+            edges = [ref(f"rev.{block.name}.from.{p}") for p in preds]
+            cases = " ".join(f"i8 {i}, label {e}" for i, e in enumerate(edges[1:], start=1))
+            self.b.emit(f"switch i8 {pid}, label {edges[0]} [ {cases} ]")
+            for p, e in zip(preds, edges):
+                self.b.lines.append(f"{e[1:]}:")
+                self._route_phis(phi_adjoints, p)
+                self.b.emit(f"br label {rev(p)}")
+
+    def _route_phis(self, phi_adjoints, pred: str) -> None:
+        for ins, adj in phi_adjoints:
+            for v, bb in ins.incoming:
+                if bb == pred:
+                    self.add_adjoint(v, adj)
+
+    # --- instructions -------------------------------------------------------------------------------
+    def visit(self, ins: Instruction) -> None:
+        op = ins.opcode
+        if op == "store":
+            self.visit_store(ins)
+        elif op == "call":
+            self.visit_call(ins)
+        elif ins.result in self.act.values:
+            if op in RULES:
+                self._apply_rule(ins, op)
+            elif op == "load":
+                self.visit_load(ins)
+            elif op == "select":
+                self.visit_select(ins)
+            elif op in FLOAT_CASTS:
+                adj = self.take_adjoint(ins)
+                src = ins.operands[0]
+                self.add_adjoint(src, self.b.cast(FLOAT_CASTS[op], ins.type, adj, src.type))
+            else:
+                raise UnsupportedInstructionError(f"instruction `{ins.text}`", self.location(ins),
+                                                  "llad has no derivative for this instruction")
+
+    def _apply_rule(self, ins: Instruction, name: str) -> None:
+        rule, ty, b = RULES[name], ins.type, self.b
+        adj = self.take_adjoint(ins)
+        if is_const_zero(adj):
+            return
+        primal = PrimalValues(lambda i: self.need(ins.operands[i]), lambda: self.need_name(ins.result))
+        for i, partial in enumerate(rule.partials):
+            op = ins.operands[i]
+            if partial is None or not (op.is_local and op.name in self.act.values):
+                continue
+            d = partial(b, ty, primal)
+            if d is None:
+                continue
+            term = adj if d == ONE else b.fneg(ty, adj) if d == NEG_ONE else b.fmul(ty, d, adj)
+            self.add_adjoint(op, term)
+
+    def visit_select(self, ins: Instruction) -> None:
+        adj = self.take_adjoint(ins)
+        cond, a, c = ins.operands
+        zero = fconst(ins.type, 0.0)
+        cv = self.need(cond)
+        if a.is_local and a.name in self.act.values:
+            self.add_adjoint(a, self.b.select(cv, ins.type, adj, zero))
+        if c.is_local and c.name in self.act.values:
+            self.add_adjoint(c, self.b.select(cv, ins.type, zero, adj))
+
+    def visit_load(self, ins: Instruction) -> None:
+        adj = self.take_adjoint(ins)
+        if not is_const_zero(adj):
+            self.b.accumulate(ins.type, self.need_shadow(ins.operands[0]), adj)
+
+    def visit_store(self, ins: Instruction) -> None:
+        val, ptr = ins.operands
+        if not (ptr.is_local and ptr.name in self.act.pointers) or not is_float(val.type):
+            return
+        sp = self.need_shadow(ptr)
+        adj = self.b.load(val.type, sp)
+        self.b.store(val.type, fconst(val.type, 0.0), sp)
+        self.add_adjoint(val, adj)
+
+    def visit_call(self, ins: Instruction) -> None:
+        callee = ins.callee
+        if callee.startswith(ALLOC_CALLS):
+            if ins.result in self.act.pointers:        # the shadow's last use: free it
+                self.b.emit(f"call void @NRT_decref(ptr {self.need_shadow(Operand('ptr', ref(ins.result)))})")
+        elif callee.startswith("llvm.memset."):
+            dst, _, size = ins.operands[:3]
+            if dst.is_local and dst.name in self.act.pointers:
+                self.b.emit(memset_call(self.need_shadow(dst), size.type, self.need(size)))
+        elif callee.startswith(("llvm.memcpy.", "llvm.memmove.")):
+            self._memcpy(ins)
+        elif ins.result in self.act.values:
+            self._apply_rule(ins, rule_name_for_call(callee))
+
+    def _memcpy(self, ins: Instruction) -> None:
+        dst, src, size = ins.operands[:3]
+        if not (dst.is_local and dst.name in self.act.pointers):
+            return
+        sdst, n = self.need_shadow(dst), self.need(size)
+        if src.is_local and src.name in self.act.pointers:
+            ty = element_type(self.fn, self.act, dst.name)
+            fn = f"llad.addzero.{'f64' if ty == 'double' else 'f32'}"
+            self.b.emit(f'call void @"{fn}"(ptr {sdst}, ptr {self.need_shadow(src)}, {size.type} {n})')
+        else:
+            self.b.emit(memset_call(sdst, size.type, n))
+
+
+def adjoint_slot(name: str) -> str:
+    return ref(f"adj.{name}")
+
+
+def element_type(fn: Function, act: Activity, pointer: str) -> str:
+    """The float type stored in the memory `pointer` points into (for memcpy adjoints)."""
+    roots = act.roots.get(pointer, frozenset())
+    for b in fn.blocks:
+        for ins in b.instructions:
+            if ins.opcode in ("load", "store"):
+                p = ins.operands[-1] if ins.opcode == "store" else ins.operands[0]
+                ty = ins.type if ins.opcode == "load" else ins.operands[0].type
+                if is_float(ty) and p.is_local and act.roots.get(p.name, frozenset()) & roots:
+                    return ty
+    return "double"
+
+
+def _recomputable(ins: Instruction) -> bool:
+    if ins.opcode in RECOMPUTABLE:
+        return True
+    return ins.opcode == "select" and not is_float(ins.type)
+
+
+def _rename_operands(ins: Instruction, need) -> str:
+    """ins's text right of `=`, every local operand replaced by need(operand)."""
+    from .ir.model import LOCAL_REF
+    body = ins.text.split("=", 1)[1].strip() if ins.result is not None else ins.text
+    names = {o.name for o in ins.operands if o.is_local}
+    return LOCAL_REF.sub(lambda m: need(Operand("?", m.group(0))) if _unq(m.group(1)) in names else m.group(0), body)
+
+
+def _unq(s: str) -> str:
+    return s[1:-1] if s.startswith('"') else s
+
+
+class AugmentedForward(ForwardGenerator):
+    """The forward sweep of reverse mode: the primal, shadow pointers, and stores onto the tape."""
+
+    tangents = False
+
+    def __init__(self, fn, act, cfg, tape: Tape, location, on_return):
+        super().__init__(fn, act, 1, location, on_return)
+        self.cfg, self.tape = cfg, tape
+        self.b.namer.prefix = "a"
+
+    def extra_phis(self, block: Block) -> list[str]:
+        if block.name not in self.tape.pred_id_blocks:
+            return []
+        preds = [p for p in block.preds if p in self.cfg.loop_of]
+        pairs = ", ".join(f"[ {i}, {ref(p)} ]" for i, p in enumerate(preds))
+        return [f"{ref(pred_id_name(block.name))} = phi i8 {pairs}"]
+
+    def after_phis(self, block: Block) -> None:
+        loop = self.cfg.loop_of.get(block.name)
+        if loop is not None and loop.header == block.name:
+            self.tape.begin_forward_iteration(self.b, loop)
+        for ins in block.phis:
+            self._store(ins)
+        if block.name in self.tape.pred_id_blocks:
+            self.tape.store(self.b, pred_id_name(block.name), block.name)
+
+    def after_instruction(self, ins: Instruction) -> None:
+        if ins.opcode != "phi":
+            self._store(ins)
+
+    def _store(self, ins: Instruction) -> None:
+        if ins.result is None:
+            return
+        block = ins.block.name
+        if self.tape.is_cached(ins.result):
+            self.tape.store(self.b, ins.result, block)
+        if self.tape.is_cached("s0." + ins.result):
+            self.tape.store(self.b, "s0." + ins.result, block)
+
+
+def reverse_function_body(fn, act, cfg, plan, primal, location, out_llty, ret_llty, has_primal, ret):
+    from .pipeline import ACTIVE as ACT
+    from .pipeline import _store_outputs
+    active_params = [primal.params[i].llvm_names[0] for i, a in enumerate(plan.activities) if a == ACT]
+    gen = ReverseGenerator(fn, act, cfg, location, active_params)
+    rev_lines = gen.generate()
+    tape = gen.tape
+
+    def on_return(b, ins):
+        status = ins.operands[0].text
+        ok = b.icmp("eq", "i32", status, "0")
+        fail = ref(f"llad.fail.{ins.block.name}")
+        b.emit(f"br i1 {ok}, label {rev(ins.block.name)}, label {fail}")
+        b.lines.append(f"{fail[1:]}:")
+        tape.free_all(b)
+        b.emit(f"ret i32 {status}")
+
+    aug = AugmentedForward(fn, act, cfg, tape, location, on_return)
+    fwd_lines = aug.generate()
+    done = MathBuilder(Namer("e"), declarations=gen.declarations)
+    done.lines.append("llad.done:")
+    tape.free_all(done)
+    extra = []
+    for p in active_params:
+        extra.append((fn.param_types[p], done.load(fn.param_types[p], adjoint_slot(p))))
+    _store_outputs(done, out_llty, ret_llty, has_primal, plan, ret, extra)
+    done.emit("ret i32 0")
+
+    prologue = tape.prologue()
+    for name in sorted(gen.slot_adjoints):
+        ty = fn.param_types.get(name) or fn.defs[name].type
+        prologue += [f"  {adjoint_slot(name)} = alloca {ty}", f"  store {ty} {fconst(ty, 0.0)}, ptr {adjoint_slot(name)}"]
+    if plan.ret_activity == ACT:
+        prologue.append(f'  store {ret_llty} {fconst(ret_llty, 1.0)}, ptr %"s0.retptr"')
+    decls = {**aug.declarations, **gen.declarations, **tape.declarations()}
+
+    def finish(text: str) -> str:
+        text = tape.finish(text)
+        if "@llad.tape.reserve" in text:
+            text += RESERVE_IR
+        return text
+    return fwd_lines + rev_lines + done.lines, decls, prologue, finish

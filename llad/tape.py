@@ -1,0 +1,180 @@
+"""The tape: where the forward sweep keeps values the reverse sweep needs.
+
+* A value defined outside every loop gets an alloca slot (SROA turns most into registers).
+* A value defined in loop L goes into L's tape: a growable array of records, one record per
+  iteration of L, indexed by L's global iteration counter (which counts every iteration of every
+  execution of L).  The reverse sweep visits L's iterations in exactly reverse order, so counting the
+  counter back down indexes the same records, for loops of any shape and nesting.
+* Records are laid out when all fields are known (the reverse sweep is generated first), so the
+  text refers to offsets and record sizes through placeholders filled in by `finish`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .analysis.cfg import CFG, Loop
+from .ir.model import Function, ref
+
+RECOMPUTABLE = {"add", "sub", "mul", "shl", "lshr", "ashr", "and", "or", "xor", "udiv", "sdiv", "urem", "srem",
+                "icmp", "getelementptr", "zext", "sext", "trunc", "sitofp", "uitofp", "ptrtoint", "inttoptr",
+                "freeze", "fcmp"}
+
+_SIZES = {"double": 8, "i64": 8, "ptr": 8, "float": 4, "i32": 4, "i16": 2, "i8": 1, "i1": 1}
+
+RESERVE_IR = """
+define internal void @llad.tape.grow(ptr %basep, ptr %capp, i64 %n, i64 %recsize) noinline {
+entry:
+  %cap = load i64, ptr %capp
+  %c2 = shl i64 %cap, 1
+  %c3 = call i64 @llvm.umax.i64(i64 %c2, i64 %n)
+  %c4 = call i64 @llvm.umax.i64(i64 %c3, i64 64)
+  %bytes = mul i64 %c4, %recsize
+  %old = load ptr, ptr %basep
+  %new = call ptr @realloc(ptr %old, i64 %bytes)
+  store ptr %new, ptr %basep
+  store i64 %c4, ptr %capp
+  ret void
+}
+define internal void @llad.tape.reserve(ptr %basep, ptr %capp, i64 %n, i64 %recsize) alwaysinline {
+entry:
+  %cap = load i64, ptr %capp
+  %ok = icmp ule i64 %n, %cap
+  br i1 %ok, label %done, label %grow, !prof !{!"branch_weights", i32 1000, i32 1}
+grow:
+  call void @llad.tape.grow(ptr %basep, ptr %capp, i64 %n, i64 %recsize)
+  br label %done
+done:
+  ret void
+}
+"""
+
+
+@dataclass
+class Entry:
+    id: int
+    name: str            # the forward SSA name stored (a primal value, or `s0.<p>` for a shadow)
+    type: str
+    block: str           # block defining it
+    loop: Loop | None
+    offset: int = 0
+
+
+class Tape:
+    def __init__(self, fn: Function, cfg: CFG):
+        self.fn, self.cfg = fn, cfg
+        self.entries: dict[str, Entry] = {}
+        self.pred_id_blocks: set[str] = set()
+        self._index_memo: dict = {}
+
+    # --- registration -------------------------------------------------------------------------------
+    def is_cached(self, name: str) -> bool:
+        return name in self.entries
+
+    def needs_pred_id(self, block: str) -> None:
+        self.pred_id_blocks.add(block)
+
+    def _entry(self, name: str, ty: str, block: str) -> Entry:
+        e = self.entries.get(name)
+        if e is None:
+            if ty not in _SIZES:
+                from .errors import UnsupportedInstructionError
+                raise UnsupportedInstructionError(f"a value of type {ty} ({name})", "<reverse sweep>",
+                                                  "llad cannot keep values of this type for the reverse sweep")
+            e = Entry(len(self.entries), name, ty, block, self.cfg.loop_of.get(block))
+            self.entries[name] = e
+        return e
+
+    # --- access ---------------------------------------------------------------------------------------
+    def _address(self, b, e: Entry, side: str, at_block: str) -> str:
+        if e.loop is None:
+            return ref(f"slot.{e.id}")
+        key = (side, at_block, e.loop.index)
+        memo = self._index_memo.get(key)
+        if memo is None:
+            c = b.load("i64", ref(f"ctr.{e.loop.index}"))
+            idx = b.op("add", "i64", c, "-1")
+            base = b.load("ptr", ref(f"tape.{e.loop.index}"))
+            rec = b.op("mul", "i64", idx, f"@@REC.{e.loop.index}@@")
+            memo = self._index_memo[key] = (base, rec)
+        base, rec = memo
+        off = b.op("add", "i64", rec, f"@@OFF.{e.id}@@")
+        return b.gep("i8", base, [("i64", off)])
+
+    def load(self, b, name: str, ty: str, def_block: str, at_block: str) -> str:
+        e = self._entry(name, ty, def_block)
+        return b.load(ty, self._address(b, e, "rev", at_block))
+
+    def store(self, b, name: str, at_block: str) -> None:
+        e = self.entries[name]
+        b.store(e.type, ref(name), self._address(b, e, "fwd", at_block))
+
+    def begin_forward_iteration(self, b, loop: Loop) -> None:
+        c = b.load("i64", ref(f"ctr.{loop.index}"))
+        c1 = b.op("add", "i64", c, "1")
+        b.store("i64", c1, ref(f"ctr.{loop.index}"))
+        b.lines.append(f"@@RESERVE.{loop.index}.{c1}@@")
+
+    def end_reverse_iteration(self, b, loop: Loop) -> None:
+        c = b.load("i64", ref(f"ctr.{loop.index}"))
+        b.store("i64", b.op("add", "i64", c, "-1"), ref(f"ctr.{loop.index}"))
+
+    def free_all(self, b) -> None:
+        for lp in self.cfg.loops:
+            b.lines.append(f"@@FREE.{lp.index}@@")
+
+    # --- layout --------------------------------------------------------------------------------------
+    def prologue(self) -> list[str]:
+        out = []
+        for e in self.entries.values():
+            if e.loop is None:
+                out.append(f"  {ref(f'slot.{e.id}')} = alloca {e.type}")
+        for lp in self.cfg.loops:
+            out += [f"  {ref(f'ctr.{lp.index}')} = alloca i64", f"  store i64 0, ptr {ref(f'ctr.{lp.index}')}",
+                    f"  {ref(f'tape.{lp.index}')} = alloca ptr", f"  store ptr null, ptr {ref(f'tape.{lp.index}')}",
+                    f"  {ref(f'cap.{lp.index}')} = alloca i64", f"  store i64 0, ptr {ref(f'cap.{lp.index}')}"]
+        return out
+
+    def record_sizes(self) -> dict[int, int]:
+        sizes: dict[int, int] = {}
+        for lp in self.cfg.loops:
+            fields = sorted((e for e in self.entries.values() if e.loop is lp), key=lambda e: -_SIZES[e.type])
+            off = 0
+            for e in fields:
+                e.offset = off
+                off += _SIZES[e.type]
+            sizes[lp.index] = (off + 7) // 8 * 8
+        return sizes
+
+    def finish(self, text: str) -> str:
+        """Fill in the placeholders once every field is known."""
+        import re
+        sizes = self.record_sizes()
+        for e in self.entries.values():
+            text = text.replace(f"@@OFF.{e.id}@@", str(e.offset))
+        for i, size in sizes.items():
+            text = text.replace(f"@@REC.{i}@@", str(size))
+            free = (f"  %llad.free.{{n}} = load ptr, ptr {ref(f'tape.{i}')}\n"
+                    f"  call void @free(ptr %llad.free.{{n}})") if size else ""
+            text = _replace_numbered(text, f"@@FREE.{i}@@", free)
+        text = re.sub(r"@@RESERVE\.(\d+)\.(%\S+)@@", lambda m: _reserve(m, sizes), text)
+        return text
+
+    def declarations(self) -> dict[str, str]:
+        return {"llvm.umax.i64": "declare i64 @llvm.umax.i64(i64, i64)"}
+
+
+def _reserve(m, sizes) -> str:
+    i, n = int(m.group(1)), m.group(2)
+    if not sizes[i]:
+        return ""
+    return (f"  call void @llad.tape.reserve(ptr {ref(f'tape.{i}')}, ptr {ref(f'cap.{i}')}, i64 {n}, "
+            f"i64 {sizes[i]})")
+
+
+def _replace_numbered(text: str, token: str, template: str) -> str:
+    parts = text.split(token)
+    out = [parts[0]]
+    for n, part in enumerate(parts[1:]):
+        out.append(template.format(n=f"{token.strip('@').replace('.', '_')}_{n}"))
+        out.append(part)
+    return "".join(out)
