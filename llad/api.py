@@ -253,10 +253,87 @@ def _default_return(dispatcher, argtypes, mode: Mode) -> str:
     return CONST
 
 
+def _layout(v: np.ndarray) -> str:
+    flags = v.flags
+    return "C" if flags.c_contiguous else "F" if flags.f_contiguous else "A"
+
+
+def _arg_key(a):
+    """A cheap key with everything the plan depends on (no numba.typeof on the hot path)."""
+    cls = type(a)
+    if cls is Duplicated or cls is DuplicatedNoNeed:
+        v, dv = a.val, a.dval
+        if type(v) is np.ndarray and type(dv) is np.ndarray:
+            # flags.num bits: 1 C-contiguous, 2 F-contiguous, 0x400 writeable
+            return (cls, v.dtype.char, v.ndim, v.flags.num & 0x403, dv.flags.num & 0x3)
+        return None
+    if cls is Active:
+        return (Active, type(a.val))
+    if cls is Const:
+        a = a.val
+    t = type(a)
+    if t is np.ndarray:
+        return (t, a.dtype.char, a.ndim, a.flags.num & 0x403)
+    if t is float or t is int or t is bool:
+        return t
+    return None
+
+
+_DUP, _ACT, _CONST, _BARE = 0, 1, 2, 3
+
+
+class _Prepared:
+    """A cached derivative with what the hot path needs to call it."""
+
+    __slots__ = ("plan", "derivative", "batch", "mode", "kinds", "entry", "fast", "shape")
+
+    def __init__(self, plan, derivative, batch, mode, args):
+        self.plan, self.derivative, self.batch, self.mode = plan, derivative, batch, mode
+        self.entry = derivative.entry
+        self.kinds = tuple(_DUP if isinstance(a, Duplicated) else _ACT if type(a) is Active
+                           else _CONST if type(a) is Const else _BARE for a in args)
+        # the hot path handles single-direction calls whose shadows share the primal's strides
+        self.fast = plan.width == 1 and not batch and not any(isinstance(a, BatchDuplicated) for a in args)
+        self.shape = _result_shaper(mode, plan, derivative)
+
+
+_fast: dict = {}
+
+
 def autodiff(mode: Mode, f, *args):
     """Differentiate `f` at the annotated arguments; see shared/API.md for the return shapes."""
+    try:
+        key = (mode, f, *map(_arg_key, args))
+        hit = _fast.get(key)
+    except TypeError:                      # an unhashable argument: take the slow path
+        hit, key = None, None
+    if hit is None or not hit.fast:
+        return _autodiff_slow(mode, f, args, key)
+    flat, shadows = [], []
+    for i, (a, kind) in enumerate(zip(args, hit.kinds)):
+        if kind == _DUP:
+            v, dv = a.val, a.dval
+            if dv.shape != v.shape or dv.dtype != v.dtype or not dv.flags.writeable or dv.strides != v.strides \
+                    or (np.may_share_memory(v, dv) and v.size and np.shares_memory(v, dv)):
+                return _autodiff_slow(mode, f, args, None)     # re-checks and raises the full message
+            flat.append(v)
+            shadows.append(dv)
+        elif kind == _BARE:
+            flat.append(a)
+        else:
+            if kind == _ACT and not mode.reverse:
+                return _autodiff_slow(mode, f, args, None)
+            flat.append(a.val)
+    flat.extend(shadows)
+    return hit.shape(hit.entry(*flat))
+
+
+def _autodiff_slow(mode: Mode, f, args, key):
     plan, dispatcher, classified, shadows = prepare(mode, f, args)
     d = _get_derivative(dispatcher, plan)
+    batch = any(isinstance(a, BatchDuplicated) for a in args)
+    if key is not None and None not in key:
+        _fast[key] = _Prepared(plan, d, batch, mode, args)
     flat = [v for _, v, _ in classified]
     for s in shadows:
         flat.extend(s)
@@ -265,10 +342,20 @@ def autodiff(mode: Mode, f, *args):
         for dv, tmp in zip(given, used):
             if tmp is not dv:
                 dv[...] = tmp
-    return _shape_result(mode, plan, d, result)
+    return _shape_result(mode, plan, d, result, batch)
 
 
-def _shape_result(mode: Mode, plan: Plan, d, result):
+def _result_shaper(mode: Mode, plan: Plan, d):
+    """A function from the derivative's output tuple to autodiff's result, for the hot path."""
+    p = 1 if d.has_primal_output else 0
+    if mode.reverse or plan.ret_activity != DUP:
+        return lambda result: _shape_result(mode, plan, d, result, False)
+    if mode.with_primal:
+        return lambda result: (result[p], result[0])
+    return lambda result: (result[p],)
+
+
+def _shape_result(mode: Mode, plan: Plan, d, result, batch: bool):
     pos = 0
     primal = None
     if d.has_primal_output:
@@ -284,11 +371,7 @@ def _shape_result(mode: Mode, plan: Plan, d, result):
         return (tuple(derivs), primal) if mode.with_primal else (tuple(derivs),)
     if plan.ret_activity == DUP:
         tangents = tuple(result[pos:pos + plan.width])
-        tangent = tangents if _is_batch(plan) else tangents[0]
+        tangent = tangents if batch else tangents[0]
     else:
         tangent = None
     return (tangent, primal) if mode.with_primal else (tangent,)
-
-
-def _is_batch(plan: Plan) -> bool:
-    return any(len(s) > 1 for s in plan.shadowtypes) or plan.width > 1
