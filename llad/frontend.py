@@ -8,6 +8,7 @@ and run through a pre-AD pipeline: inlining and scalar simplification, no vector
 """
 from __future__ import annotations
 
+import re
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -154,6 +155,32 @@ def _unoptimised_modules(cres) -> tuple[list[str], list[str]]:
     return out, notes
 
 
+_INT_POWER = re.compile(
+    r'^define i32 @"(?P<name>[^"]*int_power[^"]*)"\((?P<ret>.*?%"retptr"), (?P<exc>.*?%"excinfo"), '
+    r'(?P<ty>double|float) %"(?P<a>[^"]+)", i64 %"(?P<b>[^"]+)"\)[^\n]*\n?\{\n.*?^\}$', re.M | re.S)
+
+
+def _rewrite_int_power(text: str) -> str:
+    """Numba lowers `x ** n` (float x, integer n) to a square-and-multiply loop; llad gives it the
+    meaning of llvm.powi (same result), which instcombine folds for small constant n and which has a
+    rule, instead of differentiating through a loop."""
+    def body(m):
+        ty, suf = m.group("ty"), "f64" if m.group("ty") == "double" else "f32"
+        return (f'define i32 @"{m.group("name")}"(ptr %retptr, ptr %excinfo, {ty} %a, i64 %b) {{\n'
+                f"entry:\n  %o = add i64 %b, 65536\n  %small = icmp ult i64 %o, 131073\n"
+                f"  br i1 %small, label %pi, label %pw\n"
+                f"pi:\n  %n = trunc i64 %b to i32\n  %r = call {ty} @llvm.powi.{suf}.i32({ty} %a, i32 %n)\n"
+                f"  store {ty} %r, ptr %retptr\n  ret i32 0\n"
+                f"pw:\n  %bf = sitofp i64 %b to {ty}\n  %r2 = call {ty} @llvm.pow.{suf}({ty} %a, {ty} %bf)\n"
+                f"  store {ty} %r2, ptr %retptr\n  ret i32 0\n}}\n"
+                f"declare {ty} @llvm.powi.{suf}.i32({ty}, i32)\n")
+    out = _INT_POWER.sub(body, text)
+    for ty, suf in (("double", "f64"), ("float", "f32")):
+        if f"@llvm.pow.{suf}(" in out and not re.search(rf'^declare[^\n]*@"?llvm\.pow\.{suf}"?\(', out, re.M):
+            out += f"\ndeclare {ty} @llvm.pow.{suf}({ty}, {ty})\n"
+    return out
+
+
 def _target_machine():
     return cpu_target.target_context.codegen()._tm
 
@@ -212,6 +239,10 @@ def build_primal(f, argtypes: tuple) -> PrimalModule:
             dispatcher.py_func)
         return build_primal(fresh, argtypes)
     with _compile_lock:
+        from . import jit
+        jit._ensure_runtime()
+        if jit.powi_available:
+            texts = [_rewrite_int_power(t) if "int_power" in t else t for t in texts]
         module = llvm.parse_assembly(texts[0])
         for t in texts[1:]:
             module.link_in(llvm.parse_assembly(t))
