@@ -1,6 +1,7 @@
 """`llad.autodiff`: modes, activities, argument checks, the compile cache, calling the derivative."""
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import threading
 from dataclasses import dataclass
@@ -285,7 +286,7 @@ _DUP, _ACT, _CONST, _BARE = 0, 1, 2, 3
 class _Prepared:
     """A cached derivative with what the hot path needs to call it."""
 
-    __slots__ = ("plan", "derivative", "batch", "mode", "kinds", "entry", "fast", "shape")
+    __slots__ = ("plan", "derivative", "batch", "mode", "kinds", "entry", "fast", "shape", "alias_pairs")
 
     def __init__(self, plan, derivative, batch, mode, args):
         self.plan, self.derivative, self.batch, self.mode = plan, derivative, batch, mode
@@ -295,6 +296,7 @@ class _Prepared:
         # the hot path handles single-direction calls whose shadows share the primal's strides
         self.fast = plan.width == 1 and not batch and not any(isinstance(a, BatchDuplicated) for a in args)
         self.shape = _result_shaper(mode, plan, derivative)
+        self.alias_pairs = derivative.alias_pairs
 
 
 _fast: dict = {}
@@ -307,7 +309,7 @@ def autodiff(mode: Mode, f, *args):
         hit = _fast.get(key)
     except TypeError:                      # an unhashable argument: take the slow path
         hit, key = None, None
-    if hit is None or not hit.fast:
+    if hit is None or not hit.fast or (hit.alias_pairs and _aliased(args, hit.alias_pairs)):
         return _autodiff_slow(mode, f, args, key)
     flat, shadows = [], []
     for i, (a, kind) in enumerate(zip(args, hit.kinds)):
@@ -331,6 +333,10 @@ def autodiff(mode: Mode, f, *args):
 def _autodiff_slow(mode: Mode, f, args, key):
     plan, dispatcher, classified, shadows = prepare(mode, f, args)
     d = _get_derivative(dispatcher, plan)
+    if d.alias_pairs and _aliased(args, d.alias_pairs):
+        # a written array overlaps one the derivative re-reads: use the variant that keeps every load
+        plan = dataclasses.replace(plan, assume_noalias=False)
+        d, key = _get_derivative(dispatcher, plan), None
     batch = any(isinstance(a, BatchDuplicated) for a in args)
     if key is not None and None not in key:
         _fast[key] = _Prepared(plan, d, batch, mode, args)
@@ -343,6 +349,14 @@ def _autodiff_slow(mode: Mode, f, args, key):
             if tmp is not dv:
                 dv[...] = tmp
     return _shape_result(mode, plan, d, result, batch)
+
+
+def _value(a):
+    return a.val if isinstance(a, Annotation) else a
+
+
+def _aliased(args, pairs) -> bool:
+    return any(np.may_share_memory(_value(args[i]), _value(args[j])) for i, j in pairs)
 
 
 def _result_shaper(mode: Mode, plan: Plan, d):

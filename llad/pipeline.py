@@ -38,6 +38,7 @@ class Plan:
     argtypes: tuple            # numba types of the primal arguments
     shadowtypes: tuple         # per parameter: tuple of numba types of its shadows
     width: int = 1             # k of BatchDuplicated
+    assume_noalias: bool = True   # reverse: repeat loads from unwritten arrays (checked per call)
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Derivative:
     has_primal_output: bool
     seconds: dict = field(default_factory=dict)
     annotations: dict = field(default_factory=dict)
+    alias_pairs: tuple = ()    # (read-only arg, written arg) pairs that must not share memory
 
 
 def location_of(primal: frontend.PrimalModule):
@@ -64,7 +66,10 @@ def location_of(primal: frontend.PrimalModule):
 
 
 def output_types(plan: Plan, return_type: types.Type) -> tuple[list, bool]:
-    outs, has_primal = [], return_type is not types.none
+    # The primal result is returned when asked for, or when it holds a reference that must be released;
+    # otherwise LLVM may delete the computations only it needed (sumsin's sum in reverse mode).
+    scalar = isinstance(return_type, (types.Number, types.Boolean))
+    outs, has_primal = [], return_type is not types.none and (plan.with_primal or not scalar)
     if has_primal:
         outs.append(return_type)
     if plan.reverse:
@@ -110,7 +115,7 @@ def build_derivative(f, plan: Plan) -> Derivative:
 
     if plan.reverse:
         from .reverse import reverse_function_body
-        body, decls, prologue_extra, finish = reverse_function_body(
+        body, decls, prologue_extra, finish, alias_pairs = reverse_function_body(
             fn, act, cfg, plan, primal, location, out_llty, ret_llty, has_primal, ret)
         prologue += prologue_extra
     else:
@@ -118,7 +123,7 @@ def build_derivative(f, plan: Plan) -> Derivative:
             _store_outputs(b, out_llty, ret_llty, has_primal, plan, ret)
             b.emit(ins.text)
         body, decls = forward_function_body(fn, act, plan.width, location, on_return)
-        finish = None
+        finish, alias_pairs = None, ()
     text = _module_text(primal, fn, header, prologue, body, decls)
     if finish is not None:
         text = finish(text)
@@ -130,6 +135,7 @@ def build_derivative(f, plan: Plan) -> Derivative:
     d.seconds = {"numba": primal.compile_seconds, "pre-ad": t1 - t0 - primal.compile_seconds,
                  "ad": t2 - t1, "jit": t3 - t2, "total": t3 - t0}
     d.annotations = {"activity": act, "cfg": cfg}
+    d.alias_pairs = alias_pairs
     return d
 
 

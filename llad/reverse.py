@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from .analysis.activity import ALLOC_CALLS, Activity
 from .analysis.cfg import CFG
+from .analysis.recompute import induction_variables, readonly_load, simple_loop_entry, written_roots
 from .errors import UnsupportedInstructionError
 from .forward import ForwardGenerator
 from .ir.builder import Namer, fconst, is_const_zero
@@ -42,8 +43,13 @@ def pred_id_name(block: str) -> str:
 
 
 class ReverseGenerator:
-    def __init__(self, fn: Function, act: Activity, cfg: CFG, location, param_adjoints: list[str]):
+    def __init__(self, fn: Function, act: Activity, cfg: CFG, location, param_adjoints: list[str],
+                 data_params: set[str], assume_noalias: bool):
         self.fn, self.act, self.cfg, self.location = fn, act, cfg, location
+        self.ivs = induction_variables(fn, cfg)
+        self.written = written_roots(fn, act.roots)
+        self.data_params = data_params if assume_noalias else set()
+        self.reloaded: set[str] = set()            # array parameters whose loads the reverse sweep repeats
         self.declarations: dict[str, str] = {}
         self.b = MathBuilder(Namer("r"), declarations=self.declarations)
         self.tape = Tape(fn, cfg)
@@ -95,10 +101,31 @@ class ReverseGenerator:
             return ref(name)
         if _recomputable(ins):
             v = self._recompute(ins)
+        elif ins.result in self.ivs:
+            v = self._induction_variable(ins)
+        elif ins.opcode == "load" and readonly_load(ins, self.act.roots, self.written, self.data_params):
+            self.reloaded |= {r[1] for r in self.act.roots[ins.operands[0].name]}
+            v = self.b.load(ins.type, self.need(ins.operands[0]))
         else:
             v = self.tape.load(self.b, name, ins.type, ins.block.name, self.block.name)
         self.avail[name] = v
         return v
+
+    def _induction_variable(self, ins: Instruction) -> str:
+        iv = self.ivs[ins.result]
+        g, g0 = self.iteration(iv.loop)
+        local = self.b.op("sub", "i64", g, g0)
+        if ins.type != "i64":
+            local = self.b.cast("trunc", "i64", local, ins.type)
+        delta = self.b.op("mul", ins.type, local, self.need(iv.step))
+        return self.b.op("sub" if iv.negate else "add", ins.type, self.need(iv.start), delta)
+
+    def iteration(self, loop) -> tuple[str, str]:
+        """(global index of the current iteration of loop, global index of this execution's first)."""
+        pre = simple_loop_entry(self.fn, loop)
+        g = self.tape.current_index(self.b, loop, self.block.name)
+        g0 = self.tape.load(self.b, f"g0.{loop.index}", "i64", pre, self.block.name)
+        return g, g0
 
     def _recompute(self, ins: Instruction) -> str:
         if ins.opcode == "getelementptr":
@@ -149,13 +176,27 @@ class ReverseGenerator:
             self.visit(ins)
         phi_adjoints = [(ins, self.take_adjoint(ins)) for ins in block.phis if ins.result in self.act.values]
         preds = [p for p in block.preds if p in self.cfg.loop_of]
-        if len(preds) > 1:       # read before the loop counter moves to the previous iteration
+        loop = self.cfg.loop_of.get(block.name)
+        header = loop is not None and loop.header == block.name
+        entry = simple_loop_entry(self.fn, loop) if header else None
+        # which predecessor: read before the loop counter moves to the previous iteration
+        if entry is not None:
+            g, g0 = self.iteration(loop)
+            first = self.b.icmp("eq", "i64", g, g0)
+            preds = [entry, loop.latches[0]]
+        elif len(preds) > 1:
             pid = self.tape.load(self.b, pred_id_name(block.name), "i8", block.name, block.name)
             self.tape.needs_pred_id(block.name)
-        loop = self.cfg.loop_of.get(block.name)
-        if loop is not None and loop.header == block.name:
+        if header:
             self.tape.end_reverse_iteration(self.b, loop)
-        if not preds:
+        if entry is not None:
+            edges = [ref(f"rev.{block.name}.from.{p}") for p in preds]
+            self.b.emit(f"br i1 {first}, label {edges[0]}, label {edges[1]}")
+            for p, e in zip(preds, edges):
+                self.b.lines.append(f"{e[1:]}:")
+                self._route_phis(phi_adjoints, p)
+                self.b.emit(f"br label {rev(p)}")
+        elif not preds:
             self.b.emit("br label %llad.done")
         elif len(preds) == 1:
             self._route_phis(phi_adjoints, preds[0])
@@ -317,6 +358,11 @@ class AugmentedForward(ForwardGenerator):
         return [f"{ref(pred_id_name(block.name))} = phi i8 {pairs}"]
 
     def after_phis(self, block: Block) -> None:
+        for lp in self.cfg.loops:
+            name = f"g0.{lp.index}"
+            if self.tape.is_cached(name) and simple_loop_entry(self.fn, lp) == block.name:
+                self.b.emit(f"{ref(name)} = load i64, ptr {ref(f'ctr.{lp.index}')}")
+                self.tape.store(self.b, name, block.name)
         loop = self.cfg.loop_of.get(block.name)
         if loop is not None and loop.header == block.name:
             self.tape.begin_forward_iteration(self.b, loop)
@@ -343,7 +389,8 @@ def reverse_function_body(fn, act, cfg, plan, primal, location, out_llty, ret_ll
     from .pipeline import ACTIVE as ACT
     from .pipeline import _store_outputs
     active_params = [primal.params[i].llvm_names[0] for i, a in enumerate(plan.activities) if a == ACT]
-    gen = ReverseGenerator(fn, act, cfg, location, active_params)
+    data_params = {p.data_param for p in primal.params if p.is_array}
+    gen = ReverseGenerator(fn, act, cfg, location, active_params, data_params, plan.assume_noalias)
     rev_lines = gen.generate()
     tape = gen.tape
 
@@ -380,4 +427,7 @@ def reverse_function_body(fn, act, cfg, plan, primal, location, out_llty, ret_ll
         if "@llad.tape.reserve" in text:
             text += RESERVE_IR
         return text
-    return fwd_lines + rev_lines + done.lines, decls, prologue, finish
+    written = {r[1] for r in gen.written if r[0] == "param"}
+    index = {p.data_param: p.index for p in primal.params if p.is_array}
+    alias_pairs = tuple((index[a], index[w]) for a in gen.reloaded for w in written if a in index and w in index)
+    return fwd_lines + rev_lines + done.lines, decls, prologue, finish, alias_pairs

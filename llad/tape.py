@@ -85,14 +85,21 @@ class Tape:
         return e
 
     # --- access ---------------------------------------------------------------------------------------
+    def current_index(self, b, loop: Loop, at_block: str, side: str = "rev") -> str:
+        """The global index of loop's current iteration (its counter minus one), once per block."""
+        key = ("idx", side, at_block, loop.index)
+        if key not in self._index_memo:
+            c = b.load("i64", ref(f"ctr.{loop.index}"))
+            self._index_memo[key] = b.op("add", "i64", c, "-1")
+        return self._index_memo[key]
+
     def _address(self, b, e: Entry, side: str, at_block: str) -> str:
         if e.loop is None:
             return ref(f"slot.{e.id}")
         key = (side, at_block, e.loop.index)
         memo = self._index_memo.get(key)
         if memo is None:
-            c = b.load("i64", ref(f"ctr.{e.loop.index}"))
-            idx = b.op("add", "i64", c, "-1")
+            idx = self.current_index(b, e.loop, at_block, side)
             base = b.load("ptr", ref(f"tape.{e.loop.index}"))
             rec = b.op("mul", "i64", idx, f"@@REC.{e.loop.index}@@")
             memo = self._index_memo[key] = (base, rec)
