@@ -115,7 +115,7 @@ def build_derivative(f, plan: Plan) -> Derivative:
 
     if plan.reverse:
         from .reverse import reverse_function_body
-        body, decls, prologue_extra, finish, alias_pairs = reverse_function_body(
+        body, decls, prologue_extra, finish, alias_pairs, tape = reverse_function_body(
             fn, act, cfg, plan, primal, location, out_llty, ret_llty, has_primal, ret)
         prologue += prologue_extra
     else:
@@ -123,7 +123,7 @@ def build_derivative(f, plan: Plan) -> Derivative:
             _store_outputs(b, out_llty, ret_llty, has_primal, plan, ret)
             b.emit(ins.text)
         body, decls = forward_function_body(fn, act, plan.width, location, on_return)
-        finish, alias_pairs = None, ()
+        finish, alias_pairs, tape = None, (), None
     text = _module_text(primal, fn, header, prologue, body, decls)
     if finish is not None:
         text = finish(text)
@@ -134,7 +134,7 @@ def build_derivative(f, plan: Plan) -> Derivative:
     d = Derivative(plan, primal, fn, text, compiled.entry, compiled.library, tuple(outs), has_primal)
     d.seconds = {"numba": primal.compile_seconds, "pre-ad": t1 - t0 - primal.compile_seconds,
                  "ad": t2 - t1, "jit": t3 - t2, "total": t3 - t0}
-    d.annotations = {"activity": act, "cfg": cfg}
+    d.annotations = {"activity": act, "cfg": cfg, "tape": tape}
     d.alias_pairs = alias_pairs
     return d
 

@@ -430,4 +430,4 @@ def reverse_function_body(fn, act, cfg, plan, primal, location, out_llty, ret_ll
     written = {r[1] for r in gen.written if r[0] == "param"}
     index = {p.data_param: p.index for p in primal.params if p.is_array}
     alias_pairs = tuple((index[a], index[w]) for a in gen.reloaded for w in written if a in index and w in index)
-    return fwd_lines + rev_lines + done.lines, decls, prologue, finish, alias_pairs
+    return fwd_lines + rev_lines + done.lines, decls, prologue, finish, alias_pairs, tape
