@@ -50,6 +50,7 @@ class ReverseGenerator:
         self.written = written_roots(fn, act.roots)
         self.data_params = data_params if assume_noalias else set()
         self.reloaded: set[str] = set()            # array parameters whose loads the reverse sweep repeats
+        self.guarded = _select_operand_cone(fn, act)
         self.declarations: dict[str, str] = {}
         self.b = MathBuilder(Namer("r"), declarations=self.declarations)
         self.tape = Tape(fn, cfg)
@@ -252,6 +253,10 @@ class ReverseGenerator:
             if d is None:
                 continue
             term = adj if d == ONE else b.fneg(ty, adj) if d == NEG_ONE else b.fmul(ty, d, adj)
+            if ins.result in self.guarded and d not in (ONE, NEG_ONE):
+                # the branch a select did not take gets a zero adjoint, and its partial may be NaN or inf
+                # there (pow of a negative, division by zero): 0 * NaN must stay 0
+                term = b.select(b.fcmp("oeq", ty, adj, fconst(ty, 0.0)), ty, fconst(ty, 0.0), term)
             self.add_adjoint(op, term)
 
     def visit_select(self, ins: Instruction) -> None:
@@ -303,6 +308,22 @@ class ReverseGenerator:
             self.b.emit(f'call void @"{fn}"(ptr {sdst}, ptr {self.need_shadow(src)}, {size.type} {n})')
         else:
             self.b.emit(memset_call(sdst, size.type, n))
+
+
+def _select_operand_cone(fn: Function, act: Activity) -> set[str]:
+    """Active values computed only to be chosen (or not) by a select: everything feeding a select's
+    value operands through arithmetic, up to loads and phis."""
+    work = [o.name for b in fn.blocks for ins in b.instructions if ins.opcode == "select" and ins.result in act.values
+            for o in ins.operands[1:] if o.is_local]
+    cone: set[str] = set()
+    while work:
+        name = work.pop()
+        ins = fn.defs.get(name)
+        if name in cone or ins is None or ins.opcode in ("load", "phi") or name not in act.values:
+            continue
+        cone.add(name)
+        work.extend(o.name for o in ins.operands if o.is_local)
+    return cone
 
 
 def adjoint_slot(name: str) -> str:
