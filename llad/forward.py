@@ -10,7 +10,7 @@ from .analysis.activity import ALLOC_CALLS, Activity
 from .errors import UnsupportedInstructionError
 from .ir.builder import Namer, fconst
 from .ir.model import Function, Instruction, Operand, is_float, ref
-from .rules import FLOAT_CASTS, NEG_ONE, ONE, RULES, MathBuilder, PrimalValues, rule_name_for_call
+from .rules import DERIVATIVE_FMF, FLOAT_CASTS, NEG_ONE, ONE, RULES, MathBuilder, PrimalValues, rule_name_for_call
 from .shadow import gep_text, memset_call, shadow_name, shadow_of
 
 
@@ -26,6 +26,7 @@ class ForwardGenerator:
         self.on_return = on_return          # (builder, ret instruction) -> None: emits the epilogue
         self.declarations: dict[str, str] = {}
         self.b = MathBuilder(Namer("f"), declarations=self.declarations)
+        self.b.fast = DERIVATIVE_FMF
 
     # --- values ---------------------------------------------------------------------------------
     def tangent(self, op: Operand, j: int) -> str:

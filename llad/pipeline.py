@@ -103,7 +103,8 @@ def build_derivative(f, plan: Plan) -> Derivative:
     const_ptrs = {p.data_param for i, p in enumerate(primal.params) if p.is_array and plan.activities[i] == CONST}
     if plan.ret_activity != CONST:
         dup_ptrs.add("retptr")
-    act = analyse_activity(fn, active_params, dup_ptrs, const_ptrs, location)
+    discarded = frozenset() if plan.ret_activity != CONST else frozenset(["retptr"])
+    act = analyse_activity(fn, active_params, dup_ptrs, const_ptrs, location, discarded)
     cfg = analyse_cfg(fn, location)
 
     header = _signature(fname, primal, plan, fn)

@@ -27,7 +27,7 @@ from .errors import UnsupportedInstructionError
 from .forward import ForwardGenerator
 from .ir.builder import Namer, fconst, is_const_zero
 from .ir.model import Block, Function, Instruction, Operand, is_float, ref
-from .rules import FLOAT_CASTS, NEG_ONE, ONE, RULES, MathBuilder, PrimalValues, rule_name_for_call
+from .rules import DERIVATIVE_FMF, FLOAT_CASTS, NEG_ONE, ONE, RULES, MathBuilder, PrimalValues, rule_name_for_call
 from .shadow import gep_text, memset_call, shadow_name
 from .tape import RECOMPUTABLE, RESERVE_IR, Tape
 
@@ -53,6 +53,7 @@ class ReverseGenerator:
         self.guarded = _select_operand_cone(fn, act)
         self.declarations: dict[str, str] = {}
         self.b = MathBuilder(Namer("r"), declarations=self.declarations)
+        self.b.fast = DERIVATIVE_FMF
         self.tape = Tape(fn, cfg)
         self.users = fn.users()
         self.slot_adjoints: set[str] = set(param_adjoints)

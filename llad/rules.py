@@ -18,6 +18,10 @@ from typing import Callable
 
 from .ir.builder import Builder, fconst
 
+# Derivative arithmetic may be reassociated and contracted (as Enzyme does by default): that lets LLVM
+# vectorise tangent and adjoint reductions. No nnan/ninf: NaN and Inf still propagate exactly.
+DERIVATIVE_FMF = "reassoc nsz contract "
+
 ONE = "ONE"
 NEG_ONE = "NEG_ONE"
 

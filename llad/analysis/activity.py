@@ -74,9 +74,10 @@ def _roots_of(ins: Instruction, roots: dict[str, frozenset]) -> frozenset:
 
 
 def analyse_activity(fn: Function, active_params: set[str], active_pointer_params: set[str],
-                     const_pointer_params: set[str], location) -> Activity:
+                     const_pointer_params: set[str], location, discarded: frozenset = frozenset()) -> Activity:
     """`active_params`: float parameters that are Active; `active_pointer_params`: pointers with a shadow
-    (Duplicated data pointers, the return slot); `const_pointer_params`: data of Const arrays."""
+    (Duplicated data pointers, the return slot); `const_pointer_params`: data of Const arrays;
+    `discarded`: pointer parameters whose derivative nobody asked for (the return slot of a Const return)."""
     act = Activity(roots=pointer_roots(fn))
     act.values |= active_params
     active_roots = {("param", p) for p in active_pointer_params}
@@ -85,7 +86,7 @@ def analyse_activity(fn: Function, active_params: set[str], active_pointer_param
         act.pointers = {n for n, r in act.roots.items() if r & active_roots}
         for b in fn.blocks:
             for ins in b.instructions:
-                _visit(fn, ins, act, active_roots, const_pointer_params, location)
+                _visit(fn, ins, act, active_roots, const_pointer_params, location, discarded)
         if (len(act.values), len(act.pointers), len(active_roots)) == before:
             break
     act.allocations = {r[1] for r in active_roots if r[0] == "alloc"}
@@ -96,12 +97,14 @@ def _operand_active(act: Activity, op) -> bool:
     return op.is_local and op.name in act.values
 
 
-def _visit(fn, ins: Instruction, act: Activity, active_roots: set, const_ptrs: set[str], location) -> None:
+def _visit(fn, ins: Instruction, act: Activity, active_roots: set, const_ptrs: set[str], location,
+           discarded) -> None:
     op = ins.opcode
     if op == "store":
         val, ptr = ins.operands
         if _operand_active(act, val):
             roots = act.roots.get(ptr.name, frozenset()) if ptr.is_local else frozenset()
+            roots = frozenset(r for r in roots if not (r[0] == "param" and r[1] in discarded))
             _require_shadow_for_store(ins, roots, const_ptrs, location)
             active_roots |= roots
         return
