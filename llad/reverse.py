@@ -418,6 +418,7 @@ def reverse_function_body(fn, act, cfg, plan, primal, location, out_llty, ret_ll
 
     def on_return(b, ins):
         status = ins.operands[0].text
+        tape.begin_reverse(b)
         ok = b.icmp("eq", "i32", status, "0")
         fail = ref(f"llad.fail.{ins.block.name}")
         b.emit(f"br i1 {ok}, label {rev(ins.block.name)}, label {fail}")

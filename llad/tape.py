@@ -100,7 +100,8 @@ class Tape:
         memo = self._index_memo.get(key)
         if memo is None:
             idx = self.current_index(b, e.loop, at_block, side)
-            base = b.load("ptr", ref(f"tape.{e.loop.index}"))
+            # the reverse sweep reads a copy of the base that never escapes, so SROA makes it a register
+            base = b.load("ptr", ref(f"{'tape' if side == 'fwd' else 'rtape'}.{e.loop.index}"))
             rec = b.op("mul", "i64", idx, f"@@REC.{e.loop.index}@@")
             memo = self._index_memo[key] = (base, rec)
         base, rec = memo
@@ -125,6 +126,11 @@ class Tape:
         c = b.load("i64", ref(f"ctr.{loop.index}"))
         b.store("i64", b.op("add", "i64", c, "-1"), ref(f"ctr.{loop.index}"))
 
+    def begin_reverse(self, b) -> None:
+        """The forward sweep is over: the tapes stop moving."""
+        for lp in self.cfg.loops:
+            b.lines.append(f"@@BEGINREV.{lp.index}@@")
+
     def free_all(self, b) -> None:
         for lp in self.cfg.loops:
             b.lines.append(f"@@FREE.{lp.index}@@")
@@ -138,6 +144,7 @@ class Tape:
         for lp in self.cfg.loops:
             out += [f"  {ref(f'ctr.{lp.index}')} = alloca i64", f"  store i64 0, ptr {ref(f'ctr.{lp.index}')}",
                     f"  {ref(f'tape.{lp.index}')} = alloca ptr", f"  store ptr null, ptr {ref(f'tape.{lp.index}')}",
+                    f"  {ref(f'rtape.{lp.index}')} = alloca ptr",
                     f"  {ref(f'cap.{lp.index}')} = alloca i64", f"  store i64 0, ptr {ref(f'cap.{lp.index}')}"]
         return out
 
@@ -163,6 +170,9 @@ class Tape:
             free = (f"  %llad.free.{{n}} = load ptr, ptr {ref(f'tape.{i}')}\n"
                     f"  call void @free(ptr %llad.free.{{n}})") if size else ""
             text = _replace_numbered(text, f"@@FREE.{i}@@", free)
+            begin = (f"  %llad.rtape.{{n}} = load ptr, ptr {ref(f'tape.{i}')}\n"
+                     f"  store ptr %llad.rtape.{{n}}, ptr {ref(f'rtape.{i}')}") if size else ""
+            text = _replace_numbered(text, f"@@BEGINREV.{i}@@", begin)
         text = re.sub(r"@@RESERVE\.(\d+)\.(%\S+)@@", lambda m: _reserve(m, sizes), text)
         return text
 
