@@ -1,0 +1,112 @@
+"""The shape of generated IR (FileCheck-style assertions on llad.dump's text)."""
+from __future__ import annotations
+
+import math
+import re
+
+import numba
+import numpy as np
+
+import llad
+
+
+@numba.njit
+def straight(x):
+    a = x[0] * x[1]
+    return math.sin(a) + x[2] / a
+
+
+@numba.njit
+def sumsin(x):
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += math.sin(x[i])
+    return s
+
+
+@numba.njit
+def inplace_loop(x):
+    s = 0.0
+    for i in range(x.shape[0]):
+        x[i] = math.sin(x[i]) * x[i]
+        s += x[i] * x[i]
+    return s
+
+
+@numba.njit
+def store_twice(x, y):
+    for i in range(x.shape[0]):
+        y[i] = 2.0 * x[i]
+
+
+def _function(text: str) -> str:
+    start = text.index('define i32 @"llad.')
+    return text[start:text.index("\n}\n", start)]
+
+
+def test_forward_of_straight_line_code_has_no_tape():
+    x = np.array([0.5, 1.5, 2.0])
+    fwd = _function(llad.dump(llad.Forward, straight, llad.Duplicated(x, np.ones(3)), depth="deriv"))
+    assert "tape" not in fwd and "realloc" not in fwd and "rev." not in fwd
+
+
+def test_reverse_of_straight_line_code_has_no_tape():
+    x = np.array([0.5, 1.5, 2.0])
+    rev = _function(llad.dump(llad.Reverse, straight, llad.Duplicated(x, np.zeros(3)), depth="deriv"))
+    assert "llad.tape.reserve" not in rev and "realloc" not in rev
+
+
+def test_read_only_loop_recomputes_instead_of_taping():
+    x = np.random.rand(8)
+    rev = _function(llad.dump(llad.Reverse, sumsin, llad.Duplicated(x, np.zeros(8)), depth="deriv"))
+    assert "llad.tape.reserve" not in rev       # the induction variable and x[i] are recomputed
+
+
+def test_loop_that_overwrites_its_input_caches_per_iteration():
+    x = np.random.rand(8)
+    rev = llad.dump(llad.Reverse, inplace_loop, llad.Duplicated(x, np.zeros(8)), depth="deriv")
+    body = _function(rev)
+    assert re.search(r"call void @llad\.tape\.reserve\(ptr %tape\.\d+, ptr %cap\.\d+, i64 %\S+, i64 \d+\)", body)
+    annotated = llad.dump(llad.Reverse, inplace_loop, llad.Duplicated(x, np.zeros(8)), depth="llvm",
+                          annotate=True)
+    assert re.search(r"= load double, ptr .*; active, tape: loop ", annotated)
+
+
+def test_one_shadow_store_per_store_in_forward_mode():
+    x, y = np.random.rand(4), np.zeros(4)
+    fwd = _function(llad.dump(llad.Forward, store_twice, llad.Duplicated(x, np.ones(4)), llad.Duplicated(y, np.zeros(4)),
+                              depth="deriv"))
+    primal_stores = re.findall(r"^\s+store double %[^,]+, ptr %(?!s0\.)\S+, align", fwd, re.M)
+    shadow_stores = re.findall(r"^\s+store double %\S+, ptr %\"?s0\.", fwd, re.M)
+    assert len(primal_stores) == 1 and len(shadow_stores) == 1
+
+
+def test_primal_llvm_has_no_vector_types():
+    x = np.random.rand(64)
+    for mode, shadow in ((llad.Forward, np.ones(64)), (llad.Reverse, np.zeros(64))):
+        text = llad.dump(mode, sumsin, llad.Duplicated(x, shadow), depth="llvm")
+        assert not re.search(r"<\d+ x (double|float|i\d+)>", text)
+
+
+def test_forward_sumsin_assembly_uses_packed_vector_instructions():
+    x = np.random.rand(64)
+    asm = llad.dump(llad.Forward, sumsin, llad.Duplicated(x, np.ones(64)), depth="asm")
+    assert re.search(r"\bv(add|mul|fmadd\d*|movup)pd\b", asm)
+
+
+def test_every_depth_for_both_modes():
+    x = np.random.rand(16)
+    for mode, shadow in ((llad.Forward, np.ones(16)), (llad.Reverse, np.zeros(16))):
+        for depth in ("python", "numba", "llvm", "deriv", "deriv-opt", "asm", "cfg"):
+            text = llad.dump(mode, sumsin, llad.Duplicated(x, shadow), depth=depth)
+            assert text.strip(), depth
+        assert "def sumsin" in llad.dump(mode, sumsin, llad.Duplicated(x, shadow), depth="python")
+        everything = llad.dump(mode, sumsin, llad.Duplicated(x, shadow), depth="all")
+        assert everything.count(";; =====") == 6
+
+
+def test_cfg_colours_forward_and_reverse_blocks():
+    x = np.random.rand(16)
+    dot = llad.dump(llad.Reverse, sumsin, llad.Duplicated(x, np.zeros(16)), depth="cfg")
+    assert dot.startswith("digraph") and "#f9d7a6" in dot and "#b9d3f0" in dot
+    assert re.search(r'-> "[^"]+" \[label="%\S+ (true|false)"\]', dot)
