@@ -77,6 +77,46 @@ class PrimalModule:
     python_file: str = ""
     python_line: int = 0
     warnings: list[str] = field(default_factory=list)
+    calls: list[tuple[str, int]] = field(default_factory=list)   # (callee description, line) from typed IR
+
+    def line_of_call(self, callee: str) -> int:
+        """Best effort: the source line of the Python call that lowered to LLVM call `callee`."""
+        key = callee_keyword(callee)
+        for desc, line in self.calls:
+            if key and key in desc:
+                return line
+        return self.python_line
+
+
+def callee_keyword(callee: str) -> str:
+    """`llvm.sin.f64` -> `sin`, `tanhf` -> `tanh`, a mangled `_ZN8__main__6helperB2v3...` -> `helper`."""
+    if callee.startswith("llvm."):
+        return callee.split(".")[1]
+    if callee.startswith("<indirect"):
+        return "ExternalFunctionPointer"
+    m = re.match(r"_ZN(?:\d+[A-Za-z_0-9]+?)*?(\d+)([A-Za-z_][A-Za-z_0-9]*)B\d", callee)
+    if callee.startswith("_ZN"):
+        parts = re.findall(r"(\d+)", callee[3:])
+        names, rest = [], callee[3:]
+        while rest and rest[0].isdigit():
+            n = int(re.match(r"\d+", rest).group(0))
+            digits = len(str(n))
+            names.append(rest[digits:digits + n])
+            rest = rest[digits + n:]
+        return names[-1] if names else (m.group(2) if m else "")
+    return callee[:-1] if callee.endswith("f") and len(callee) > 3 else callee
+
+
+def _typed_calls(cres) -> list[tuple[str, int]]:
+    from numba.core import ir
+    out = []
+    ta = cres.type_annotation
+    for block in ta.blocks.values():
+        for stmt in block.body:
+            if isinstance(stmt, ir.Assign) and isinstance(stmt.value, ir.Expr) and stmt.value.op == "call":
+                fty = ta.typemap.get(stmt.value.func.name)
+                out.append((str(fty), stmt.loc.line))
+    return out
 
 
 _compile_lock = threading.RLock()
@@ -264,4 +304,5 @@ def build_primal(f, argtypes: tuple) -> PrimalModule:
         python_file=code.co_filename,
         python_line=code.co_firstlineno,
         warnings=notes,
+        calls=_typed_calls(cres),
     )

@@ -61,6 +61,8 @@ def location_of(primal: frontend.PrimalModule):
     name = primal.dispatcher.py_func.__name__
 
     def location(ins: Instruction | None = None) -> str:
+        if ins is not None and ins.opcode == "call":
+            return f"{primal.python_file}:{primal.line_of_call(ins.callee)} (in {name})"
         return f"{where} (in {name})"
     return location
 

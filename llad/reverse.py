@@ -380,11 +380,7 @@ class AugmentedForward(ForwardGenerator):
         return [f"{ref(pred_id_name(block.name))} = phi i8 {pairs}"]
 
     def after_phis(self, block: Block) -> None:
-        for lp in self.cfg.loops:
-            name = f"g0.{lp.index}"
-            if self.tape.is_cached(name) and simple_loop_entry(self.fn, lp) == block.name:
-                self.b.emit(f"{ref(name)} = load i64, ptr {ref(f'ctr.{lp.index}')}")
-                self.tape.store(self.b, name, block.name)
+        # the header's counter moves first: every tape store below is indexed by this iteration
         loop = self.cfg.loop_of.get(block.name)
         if loop is not None and loop.header == block.name:
             self.tape.begin_forward_iteration(self.b, loop)
@@ -392,6 +388,11 @@ class AugmentedForward(ForwardGenerator):
             self._store(ins)
         if block.name in self.tape.pred_id_blocks:
             self.tape.store(self.b, pred_id_name(block.name), block.name)
+        for lp in self.cfg.loops:
+            name = f"g0.{lp.index}"
+            if self.tape.is_cached(name) and simple_loop_entry(self.fn, lp) == block.name:
+                self.b.emit(f"{ref(name)} = load i64, ptr {ref(f'ctr.{lp.index}')}")
+                self.tape.store(self.b, name, block.name)
 
     def after_instruction(self, ins: Instruction) -> None:
         if ins.opcode != "phi":

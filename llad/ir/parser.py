@@ -175,6 +175,13 @@ def _parse_cast(ins: Instruction, rest: str) -> None:
 
 
 def _parse_call(ins: Instruction, rest: str) -> None:
+    if not re.search(r'@("[^"]*"|[-a-zA-Z$._0-9]+)\(', rest):
+        # an indirect call (a ctypes/cffi function pointer): no rule can apply
+        ins.callee = "<indirect call through a function pointer>"
+        ins.type = rest.split()[0]
+        args = rest[rest.rindex("(", 0, rest.rindex(")")) + 1:rest.rindex(")")]
+        ins.operands = [parse_operand(a) for a in split_top(args)]
+        return
     at = rest.index("@")
     head, tail = rest[:at], rest[at + 1:]
     htoks = [t for t in head.split() if t not in FLAGS]
