@@ -144,6 +144,11 @@ def _check_call(ins: Instruction, act: Activity, location) -> None:
         return
     if any(_operand_active(act, o) for o in ins.operands) or any(
             o.is_local and o.name in act.pointers for o in ins.operands):
+        if callee.startswith("<indirect"):
+            raise NoRuleError(
+                "an indirect call (a recursive @njit function, or a ctypes/cffi function pointer)", location(ins),
+                "llad differentiates calls by inlining them, which recursion and foreign function pointers "
+                "prevent; rewrite the recursion as a loop, or keep the call's arguments Const")
         raise NoRuleError(f"call to `{callee}`", location(ins),
                           "llad has no derivative rule for it; mark the arguments that reach it Const, or add a "
                           "rule to llad.rules")
