@@ -11,11 +11,12 @@ from .api import (
     Reverse,
     ReverseWithPrimal,
     autodiff,
+    tape_report,
 )
 from .errors import ActivityError, DifferentiationError, NoRuleError, UnsupportedInstructionError
 from .inspect import dump
 
 __all__ = ["autodiff", "dump", "Forward", "ForwardWithPrimal", "Reverse", "ReverseWithPrimal", "Const",
            "Active", "Duplicated", "DuplicatedNoNeed", "BatchDuplicated", "DifferentiationError",
-           "NoRuleError", "UnsupportedInstructionError", "ActivityError"]
+           "NoRuleError", "UnsupportedInstructionError", "ActivityError", "tape_report"]
 __version__ = "0.1.0"

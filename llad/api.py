@@ -351,6 +351,23 @@ def _autodiff_slow(mode: Mode, f, args, key):
     return _shape_result(mode, plan, d, result, batch)
 
 
+def tape_report(mode: Mode, f, *args) -> dict:
+    """Run the reverse derivative once and report its tape: bytes written and bytes reserved.
+
+    Shadows accumulate as in `autodiff`. This compiles a variant of the derivative that also counts."""
+    plan, dispatcher, classified, shadows = prepare(mode, f, args)
+    if not plan.reverse:
+        raise ValueError("llad.tape_report: only reverse modes keep a tape")
+    d = _get_derivative(dispatcher, dataclasses.replace(plan, report_tape=True))
+    flat = [v for _, v, _ in classified] + [dv for s in shadows for dv in s]
+    result = d.entry(*flat)
+    for (_, _, given), used in zip(classified, shadows):
+        for dv, tmp in zip(given, used):
+            if tmp is not dv:
+                dv[...] = tmp
+    return {"used_bytes": int(result[-2]), "reserved_bytes": int(result[-1])}
+
+
 def _value(a):
     return a.val if isinstance(a, Annotation) else a
 

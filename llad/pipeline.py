@@ -39,6 +39,7 @@ class Plan:
     shadowtypes: tuple         # per parameter: tuple of numba types of its shadows
     width: int = 1             # k of BatchDuplicated
     assume_noalias: bool = True   # reverse: repeat loads from unwritten arrays (checked per call)
+    report_tape: bool = False     # reverse: also return the tape's used and reserved bytes
 
 
 @dataclass
@@ -76,6 +77,8 @@ def output_types(plan: Plan, return_type: types.Type) -> tuple[list, bool]:
         outs.append(return_type)
     if plan.reverse:
         outs += [plan.argtypes[i] for i, a in enumerate(plan.activities) if a == ACTIVE]
+        if plan.report_tape:
+            outs += [types.int64, types.int64]
     elif plan.ret_activity == DUP:
         outs += [return_type] * plan.width
     return outs, has_primal

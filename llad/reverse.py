@@ -431,10 +431,12 @@ def reverse_function_body(fn, act, cfg, plan, primal, location, out_llty, ret_ll
     fwd_lines = aug.generate()
     done = MathBuilder(Namer("e"), declarations=gen.declarations)
     done.lines.append("llad.done:")
-    tape.free_all(done)
     extra = []
     for p in active_params:
         extra.append((fn.param_types[p], done.load(fn.param_types[p], adjoint_slot(p))))
+    if plan.report_tape:
+        extra += tape.report(done)
+    tape.free_all(done)
     _store_outputs(done, out_llty, ret_llty, has_primal, plan, ret, extra)
     done.emit("ret i32 0")
 

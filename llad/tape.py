@@ -126,10 +126,24 @@ class Tape:
         c = b.load("i64", ref(f"ctr.{loop.index}"))
         b.store("i64", b.op("add", "i64", c, "-1"), ref(f"ctr.{loop.index}"))
 
+    def report(self, b) -> list[tuple[str, str]]:
+        """(used, reserved) bytes of all tapes: records written x record size, capacity x record size."""
+        used, reserved = "0", "0"
+        for lp in self.cfg.loops:
+            n = b.load("i64", ref(f"ctr.{lp.index}"))     # back to 0 after the reverse sweep: use the peak
+            peak = b.load("i64", ref(f"peak.{lp.index}"))
+            cap = b.load("i64", ref(f"cap.{lp.index}"))
+            del n
+            used = b.op("add", "i64", used, b.op("mul", "i64", peak, f"@@REC.{lp.index}@@"))
+            reserved = b.op("add", "i64", reserved, b.op("mul", "i64", cap, f"@@REC.{lp.index}@@"))
+        slots = sum(_SIZES[e.type] for e in self.entries.values() if e.loop is None)
+        return [("i64", b.op("add", "i64", used, str(slots))), ("i64", b.op("add", "i64", reserved, str(slots)))]
+
     def begin_reverse(self, b) -> None:
-        """The forward sweep is over: the tapes stop moving."""
+        """The forward sweep is over: the tapes stop moving (their counters are the peaks)."""
         for lp in self.cfg.loops:
             b.lines.append(f"@@BEGINREV.{lp.index}@@")
+            b.store("i64", b.load("i64", ref(f"ctr.{lp.index}")), ref(f"peak.{lp.index}"))
 
     def free_all(self, b) -> None:
         for lp in self.cfg.loops:
@@ -144,7 +158,7 @@ class Tape:
         for lp in self.cfg.loops:
             out += [f"  {ref(f'ctr.{lp.index}')} = alloca i64", f"  store i64 0, ptr {ref(f'ctr.{lp.index}')}",
                     f"  {ref(f'tape.{lp.index}')} = alloca ptr", f"  store ptr null, ptr {ref(f'tape.{lp.index}')}",
-                    f"  {ref(f'rtape.{lp.index}')} = alloca ptr",
+                    f"  {ref(f'rtape.{lp.index}')} = alloca ptr", f"  {ref(f'peak.{lp.index}')} = alloca i64",
                     f"  {ref(f'cap.{lp.index}')} = alloca i64", f"  store i64 0, ptr {ref(f'cap.{lp.index}')}"]
         return out
 
