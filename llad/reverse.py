@@ -394,6 +394,13 @@ class AugmentedForward(ForwardGenerator):
                 self.b.emit(f"{ref(name)} = load i64, ptr {ref(f'ctr.{lp.index}')}")
                 self.tape.store(self.b, name, block.name)
 
+    def _shadow_allocation(self, ins: Instruction) -> None:
+        # The reverse sweep frees each shadow at the allocation's reverse; if f raises instead, the
+        # failure path frees every shadow allocated so far from this list.
+        super()._shadow_allocation(ins)
+        self.b.emit(f"call void @llad.shadows.push(ptr %llad.shadows, ptr {shadow_name(ins.result)})")
+        self.tape.has_shadow_allocations = True
+
     def after_instruction(self, ins: Instruction) -> None:
         if ins.opcode != "phi":
             self._store(ins)
@@ -424,7 +431,7 @@ def reverse_function_body(fn, act, cfg, plan, primal, location, out_llty, ret_ll
         fail = ref(f"llad.fail.{ins.block.name}")
         b.emit(f"br i1 {ok}, label {rev(ins.block.name)}, label {fail}")
         b.lines.append(f"{fail[1:]}:")
-        tape.free_all(b)
+        tape.free_all(b, failed=True)
         b.emit(f"ret i32 {status}")
 
     aug = AugmentedForward(fn, act, cfg, tape, location, on_return)

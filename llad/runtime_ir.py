@@ -95,7 +95,55 @@ def _addzero(ty: str) -> str:
     return _ADDZERO.format(T=ty, S="f64" if ty == "double" else "f32", W=8 if ty == "double" else 4)
 
 
-DEFINITIONS = {"llad.addzero.f64": lambda: _addzero("double"), "llad.addzero.f32": lambda: _addzero("float"),
+_SHADOW_STACK = """
+define internal void @llad.shadows.push(ptr %state, ptr %mi) {
+entry:
+  %n = load i64, ptr %state
+  %capp = getelementptr i8, ptr %state, i64 8
+  %cap = load i64, ptr %capp
+  %basep = getelementptr i8, ptr %state, i64 16
+  %full = icmp eq i64 %n, %cap
+  br i1 %full, label %grow, label %put
+grow:
+  %c2 = shl i64 %cap, 1
+  %c3 = call i64 @llvm.umax.i64(i64 %c2, i64 16)
+  %bytes = mul i64 %c3, 8
+  %old = load ptr, ptr %basep
+  %new = call ptr @realloc(ptr %old, i64 %bytes)
+  store ptr %new, ptr %basep
+  store i64 %c3, ptr %capp
+  br label %put
+put:
+  %base = load ptr, ptr %basep
+  %slot = getelementptr ptr, ptr %base, i64 %n
+  store ptr %mi, ptr %slot
+  %n1 = add i64 %n, 1
+  store i64 %n1, ptr %state
+  ret void
+}
+define internal void @llad.shadows.release(ptr %state) {
+entry:
+  %n = load i64, ptr %state
+  %basep = getelementptr i8, ptr %state, i64 16
+  %base = load ptr, ptr %basep
+  %any = icmp ne i64 %n, 0
+  br i1 %any, label %loop, label %done
+loop:
+  %i = phi i64 [ 0, %entry ], [ %i1, %loop ]
+  %slot = getelementptr ptr, ptr %base, i64 %i
+  %mi = load ptr, ptr %slot
+  call void @NRT_decref(ptr %mi)
+  %i1 = add i64 %i, 1
+  %more = icmp ult i64 %i1, %n
+  br i1 %more, label %loop, label %done
+done:
+  call void @free(ptr %base)
+  ret void
+}
+declare i64 @llvm.umax.i64(i64, i64)
+"""
+
+DEFINITIONS = {"llad.shadows.push": lambda: _SHADOW_STACK, "llad.addzero.f64": lambda: _addzero("double"), "llad.addzero.f32": lambda: _addzero("float"),
 "llad.digamma.f64": lambda: _digamma("double"), "llad.digamma.f32": lambda: _digamma("float")}
 
 
@@ -104,7 +152,7 @@ def definitions_used(body: list[str]) -> tuple[list[str], dict[str, str]]:
     text = "\n".join(body)
     defs, decls = [], {}
     for name, make in DEFINITIONS.items():
-        if f'@"{name}"' in text:
+        if f'@"{name}"' in text or f"@{name}(" in text:
             for ln in make().splitlines():
                 if ln.startswith("declare"):
                     decls[ln.split("@")[1].split("(")[0].strip('"')] = ln

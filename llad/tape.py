@@ -65,6 +65,7 @@ class Tape:
         self.entries: dict[str, Entry] = {}
         self.pred_id_blocks: set[str] = set()
         self._index_memo: dict = {}
+        self.has_shadow_allocations = False
 
     # --- registration -------------------------------------------------------------------------------
     def is_cached(self, name: str) -> bool:
@@ -145,13 +146,14 @@ class Tape:
             b.lines.append(f"@@BEGINREV.{lp.index}@@")
             b.store("i64", b.load("i64", ref(f"ctr.{lp.index}")), ref(f"peak.{lp.index}"))
 
-    def free_all(self, b) -> None:
+    def free_all(self, b, failed: bool = False) -> None:
         for lp in self.cfg.loops:
             b.lines.append(f"@@FREE.{lp.index}@@")
+        b.lines.append("@@SHADOWS.RELEASE@@" if failed else "@@SHADOWS.FREE@@")
 
     # --- layout --------------------------------------------------------------------------------------
     def prologue(self) -> list[str]:
-        out = []
+        out = ["@@SHADOWS.STATE@@"]
         for e in self.entries.values():
             if e.loop is None:
                 out.append(f"  {ref(f'slot.{e.id}')} = alloca {e.type}")
@@ -188,6 +190,13 @@ class Tape:
                      f"  store ptr %llad.rtape.{{n}}, ptr {ref(f'rtape.{i}')}") if size else ""
             text = _replace_numbered(text, f"@@BEGINREV.{i}@@", begin)
         text = re.sub(r"@@RESERVE\.(\d+)\.(%\S+)@@", lambda m: _reserve(m, sizes), text)
+        on = self.has_shadow_allocations
+        text = text.replace("@@SHADOWS.RELEASE@@", "  call void @llad.shadows.release(ptr %llad.shadows)" if on else "")
+        text = _replace_numbered(text, "@@SHADOWS.FREE@@", "  %llad.sfree.{n} = getelementptr i8, ptr %llad.shadows, "
+                                 "i64 16\n  %llad.sbase.{n} = load ptr, ptr %llad.sfree.{n}\n  call void @free(ptr "
+                                 "%llad.sbase.{n})" if on else "")
+        text = text.replace("@@SHADOWS.STATE@@", "  %llad.shadows = alloca [3 x i64]\n  store [3 x i64] "
+                            "zeroinitializer, ptr %llad.shadows" if on else "")
         return text
 
     def declarations(self) -> dict[str, str]:
