@@ -71,7 +71,7 @@ def make_entry(fn_name: str, library, return_type: types.Type, argtypes: tuple):
         from numba.core import cgutils
         fnty = context.call_conv.get_function_type(signature.return_type, signature.args)
         fn = cgutils.get_or_insert_function(builder.module, fnty, fn_name)
-        context.active_code_library.add_linking_library(library)
+        # the derivative is already in the JIT engine: the symbol resolves there without re-linking
         status, res = context.call_conv.call_function(builder, fn, signature.return_type, signature.args, args)
         with builder.if_then(status.is_error, likely=False):
             context.call_conv.return_status_propagate(builder, status)
