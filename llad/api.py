@@ -312,7 +312,7 @@ def autodiff(mode: Mode, f, *args):
     if hit is None or not hit.fast or (hit.alias_pairs and _aliased(args, hit.alias_pairs)):
         return _autodiff_slow(mode, f, args, key)
     flat, shadows = [], []
-    for i, (a, kind) in enumerate(zip(args, hit.kinds)):
+    for a, kind in zip(args, hit.kinds):
         if kind == _DUP:
             v, dv = a.val, a.dval
             if dv.shape != v.shape or dv.dtype != v.dtype or not dv.flags.writeable or dv.strides != v.strides \
@@ -344,7 +344,7 @@ def _autodiff_slow(mode: Mode, f, args, key):
     for s in shadows:
         flat.extend(s)
     result = d.entry(*flat)
-    for (_, v, given), used in zip(classified, shadows):
+    for (_, _, given), used in zip(classified, shadows):
         for dv, tmp in zip(given, used):
             if tmp is not dv:
                 dv[...] = tmp

@@ -94,16 +94,14 @@ def callee_keyword(callee: str) -> str:
         return callee.split(".")[1]
     if callee.startswith("<indirect"):
         return "ExternalFunctionPointer"
-    m = re.match(r"_ZN(?:\d+[A-Za-z_0-9]+?)*?(\d+)([A-Za-z_][A-Za-z_0-9]*)B\d", callee)
     if callee.startswith("_ZN"):
-        parts = re.findall(r"(\d+)", callee[3:])
         names, rest = [], callee[3:]
         while rest and rest[0].isdigit():
-            n = int(re.match(r"\d+", rest).group(0))
-            digits = len(str(n))
-            names.append(rest[digits:digits + n])
-            rest = rest[digits + n:]
-        return names[-1] if names else (m.group(2) if m else "")
+            digits = re.match(r"\d+", rest).group(0)
+            n = int(digits)
+            names.append(rest[len(digits):len(digits) + n])
+            rest = rest[len(digits) + n:]
+        return names[-1] if names else ""
     return callee[:-1] if callee.endswith("f") and len(callee) > 3 else callee
 
 

@@ -6,8 +6,8 @@ Every depth is the text llad really used for the derivative `autodiff` runs with
 """
 from __future__ import annotations
 
-import io
 import inspect as pyinspect
+import io
 import re
 
 DEPTHS = ("python", "numba", "llvm", "deriv", "deriv-opt", "asm")

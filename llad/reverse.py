@@ -450,7 +450,8 @@ def reverse_function_body(fn, act, cfg, plan, primal, location, out_llty, ret_ll
     prologue = tape.prologue()
     for name in sorted(gen.slot_adjoints):
         ty = fn.param_types.get(name) or fn.defs[name].type
-        prologue += [f"  {adjoint_slot(name)} = alloca {ty}", f"  store {ty} {fconst(ty, 0.0)}, ptr {adjoint_slot(name)}"]
+        slot = adjoint_slot(name)
+        prologue += [f"  {slot} = alloca {ty}", f"  store {ty} {fconst(ty, 0.0)}, ptr {slot}"]
     if plan.ret_activity == ACT:
         prologue.append(f'  store {ret_llty} {fconst(ret_llty, 1.0)}, ptr %"s0.retptr"')
     decls = {**aug.declarations, **gen.declarations, **tape.declarations()}

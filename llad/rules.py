@@ -13,8 +13,8 @@ only pays for what its partials read, and a partial is only built for an active 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .ir.builder import Builder, fconst
 
@@ -164,8 +164,10 @@ defrule("atan2", lambda b, t, p: b.fdiv(t, p.y, _sumsq(b, t, p)),
 defrule("hypot", lambda b, t, p: b.fdiv(t, p.x, p.r), lambda b, t, p: b.fdiv(t, p.y, p.r))
 defrule("fma fmuladd", lambda b, t, p: p.y, lambda b, t, p: p.x, _one)
 # minnum/maxnum: the derivative follows the operand chosen (ties go to the first)
-defrule("minnum minimum fmin", lambda b, t, p: _pick(b, t, p, "ole", True), lambda b, t, p: _pick(b, t, p, "ole", False))
-defrule("maxnum maximum fmax", lambda b, t, p: _pick(b, t, p, "oge", True), lambda b, t, p: _pick(b, t, p, "oge", False))
+defrule("minnum minimum fmin", lambda b, t, p: _pick(b, t, p, "ole", True),
+        lambda b, t, p: _pick(b, t, p, "ole", False))
+defrule("maxnum maximum fmax", lambda b, t, p: _pick(b, t, p, "oge", True),
+        lambda b, t, p: _pick(b, t, p, "oge", False))
 
 
 def _sumsq(b, t, p):

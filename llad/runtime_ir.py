@@ -63,7 +63,7 @@ def _digamma(ty: str) -> str:
     text = _DIGAMMA.format(T=ty, S=s, PI=fconst(ty, 3.141592653589793), **c)
     for k in ("1.000000e+00", "5.000000e-01", "1.000000e+01", "0.000000e+00"):
         text = text.replace(k, fconst(ty, float(k)))
-    return text + f"declare {ty} @llvm.sin.{s}({ty})\ndeclare {ty} @llvm.cos.{s}({ty})\ndeclare {ty} @llvm.log.{s}({ty})\n"
+    return text + "".join(f"declare {ty} @llvm.{fn}.{s}({ty})\n" for fn in ("sin", "cos", "log"))
 
 
 _ADDZERO = """
@@ -143,7 +143,8 @@ done:
 declare i64 @llvm.umax.i64(i64, i64)
 """
 
-DEFINITIONS = {"llad.shadows.push": lambda: _SHADOW_STACK, "llad.addzero.f64": lambda: _addzero("double"), "llad.addzero.f32": lambda: _addzero("float"),
+DEFINITIONS = {"llad.shadows.push": lambda: _SHADOW_STACK,
+               "llad.addzero.f64": lambda: _addzero("double"), "llad.addzero.f32": lambda: _addzero("float"),
 "llad.digamma.f64": lambda: _digamma("double"), "llad.digamma.f32": lambda: _digamma("float")}
 
 

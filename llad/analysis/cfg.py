@@ -12,8 +12,8 @@ class Loop:
     header: str
     blocks: set[str]
     latches: list[str]
-    parent: "Loop | None" = None
-    children: list["Loop"] = field(default_factory=list)
+    parent: Loop | None = None
+    children: list[Loop] = field(default_factory=list)
     index: int = 0
 
     @property

@@ -58,7 +58,7 @@ class Instruction:
     type: str                     # result type ('void' when none)
     operands: list[Operand]       # in source order; for calls the arguments only
     text: str                     # sanitised source text (no metadata, no attribute groups)
-    block: "Block | None" = None
+    block: Block | None = None
     predicate: str = ""           # fcmp / icmp
     callee: str = ""              # call: the function name without '@'
     incoming: list[tuple[Operand, str]] = field(default_factory=list)   # phi: (value, block name)

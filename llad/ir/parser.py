@@ -19,7 +19,7 @@ FLAGS = {"nsw", "nuw", "exact", "disjoint", "fast", "nnan", "ninf", "nsz", "arcp
          "reassoc", "samesign", "nneg", "inbounds", "nusw", "volatile", "tail", "musttail", "notail"}
 PARAM_ATTRS = {"noalias", "nonnull", "noundef", "readonly", "readnone", "writeonly", "nocapture",
                "signext", "zeroext", "inreg", "returned", "immarg", "nofree", "align", "dereferenceable",
-               "dereferenceable_or_null", "captures(none)", "noundef", "range", "initializes"}
+               "dereferenceable_or_null", "captures(none)", "range", "initializes"}
 
 _METADATA = re.compile(r",\s*![-a-zA-Z_.0-9]+\s+(?:![0-9]+|!\{[^}]*\})")
 _ATTR_GROUP = re.compile(r"\s+#[0-9]+")
@@ -254,11 +254,10 @@ def _parse_header(line: str, name: str) -> tuple[str, list[Param]]:
            and t not in ("local_unnamed_addr", "dso_local", "internal", "linkonce_odr", "hidden")]
     params_text = after[after.index("(") + 1:]
     depth, end = 1, 0
-    for end, ch in enumerate(params_text):
-        depth += ch == "("
-        depth -= ch == ")"
-        if depth == 0:
-            break
+    while depth:
+        depth += (params_text[end] == "(") - (params_text[end] == ")")
+        end += 1
+    end -= 1
     params = []
     for p in split_top(params_text[:end]):
         toks = p.split()
