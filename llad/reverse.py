@@ -107,7 +107,7 @@ class ReverseGenerator:
             v = self._induction_variable(ins)
         elif ins.opcode == "load" and readonly_load(ins, self.act.roots, self.written, self.data_params):
             self.reloaded |= {r[1] for r in self.act.roots[ins.operands[0].name]}
-            v = self.b.load(ins.type, self.need(ins.operands[0]))
+            v = self.b.load(ins.type, self.need(ins.operands[0]), invariant=True)
         else:
             v = self.tape.load(self.b, name, ins.type, ins.block.name, self.block.name)
         self.avail[name] = v
@@ -158,8 +158,9 @@ class ReverseGenerator:
             v = self.b.select(self.need(ins.operands[0]), "ptr", self.need_shadow(ins.operands[1]),
                               self.need_shadow(ins.operands[2]))
         elif ins.opcode == "call" and ins.callee == "NRT_MemInfo_data_fast":
-            v = self.b.namer.fresh()
-            self.b.emit(f"{v} = call ptr @NRT_MemInfo_data_fast(ptr {self.need_shadow(ins.operands[0])})")
+            # NRT_MemInfo_data_fast(mi) is the field at byte 24 of the MemInfo, fixed once allocated
+            field = self.b.gep("i8", self.need_shadow(ins.operands[0]), [("i64", "24")])
+            v = self.b.load("ptr", field, invariant=True)
         else:                                               # pointer phis, allocations: taped
             v = self.tape.load(self.b, key, "ptr", ins.block.name, self.block.name)
         self.avail[key] = v

@@ -111,7 +111,8 @@ class Tape:
 
     def load(self, b, name: str, ty: str, def_block: str, at_block: str) -> str:
         e = self._entry(name, ty, def_block)
-        return b.load(ty, self._address(b, e, "rev", at_block))
+        # nothing writes the tape during the reverse sweep
+        return b.load(ty, self._address(b, e, "rev", at_block), invariant=e.loop is not None)
 
     def store(self, b, name: str, at_block: str) -> None:
         e = self.entries[name]

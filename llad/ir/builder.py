@@ -100,9 +100,10 @@ class Builder:
         self.emit(f"{r} = call {ret_ty} @\"{fn}\"({argtext})")
         return r
 
-    def load(self, ty, ptr):
+    def load(self, ty, ptr, invariant: bool = False):
+        """`invariant`: the memory does not change while this code runs (lets LLVM hoist the load)."""
         r = self.namer.fresh()
-        self.emit(f"{r} = load {ty}, ptr {ptr}")
+        self.emit(f"{r} = load {ty}, ptr {ptr}{', !invariant.load !{}' if invariant else ''}")
         return r
 
     def store(self, ty, v, ptr):
