@@ -1,0 +1,1 @@
+"""Developer tools for llad (benchmarks); not part of the installed package."""
