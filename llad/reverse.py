@@ -32,6 +32,8 @@ from .shadow import gep_text, memset_call, shadow_name
 from .tape import RECOMPUTABLE, RESERVE_IR, Tape
 
 ACTIVE = "active"
+# float arithmetic the reverse sweep recomputes rather than tapes when its operands come for free
+CHEAP_FLOAT_OPS = {"fadd", "fsub", "fmul", "fneg", "fdiv", "fpext", "fptrunc"}
 
 
 def rev(block: str) -> str:
@@ -51,6 +53,7 @@ class ReverseGenerator:
         self.data_params = data_params if assume_noalias else set()
         self.reloaded: set[str] = set()            # array parameters whose loads the reverse sweep repeats
         self.guarded = _select_operand_cone(fn, act)
+        self._free_memo: dict = {}
         self.declarations: dict[str, str] = {}
         self.b = MathBuilder(Namer("r"), declarations=self.declarations)
         self.b.fast = DERIVATIVE_FMF
@@ -101,7 +104,7 @@ class ReverseGenerator:
         ins = self.fn.defs.get(name)
         if ins is None:                                     # a parameter
             return ref(name)
-        if _recomputable(ins):
+        if _recomputable(ins) or (ins.opcode in CHEAP_FLOAT_OPS and self._free(name, 4)):
             v = self._recompute(ins)
         elif ins.result in self.ivs:
             v = self._induction_variable(ins)
@@ -112,6 +115,29 @@ class ReverseGenerator:
             v = self.tape.load(self.b, name, ins.type, ins.block.name, self.block.name)
         self.avail[name] = v
         return v
+
+    def _free(self, name: str, depth: int) -> bool:
+        """Whether `name` can be recomputed in the reverse sweep without reading the tape (cheap
+        arithmetic on parameters, induction variables and loads from unwritten arrays)."""
+        key = (name, depth)
+        if key in self._free_memo:
+            return self._free_memo[key]
+        ins = self.fn.defs.get(name)
+        if ins is None:
+            ok = True
+        elif ins.result in self.ivs:
+            ok = True
+        elif ins.opcode == "load":
+            ok = readonly_load(ins, self.act.roots, self.written, self.data_params) and self._free_ops(ins, depth)
+        elif _recomputable(ins) or ins.opcode in CHEAP_FLOAT_OPS:
+            ok = depth > 0 and self._free_ops(ins, depth - (ins.opcode in CHEAP_FLOAT_OPS))
+        else:
+            ok = False
+        self._free_memo[key] = ok
+        return ok
+
+    def _free_ops(self, ins: Instruction, depth: int) -> bool:
+        return all(self._free(o.name, depth) for o in ins.operands if o.is_local)
 
     def _induction_variable(self, ins: Instruction) -> str:
         iv = self.ivs[ins.result]
