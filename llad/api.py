@@ -178,7 +178,7 @@ compile_count = {"n": 0}
 
 
 def _get_derivative(dispatcher, plan: Plan):
-    key = (id(dispatcher), plan)
+    key = (dispatcher, plan)          # the dispatcher itself: an id could be reused after it dies
     d = _cache.get(key)
     if d is not None:
         return d
@@ -189,7 +189,7 @@ def _get_derivative(dispatcher, plan: Plan):
         if d is None:
             d = build_derivative(dispatcher, plan)
             compile_count["n"] += 1
-            _cache[key] = (d, dispatcher)[0]
+            _cache[key] = d
     return d
 
 

@@ -22,31 +22,32 @@ RECOMPUTABLE = {"add", "sub", "mul", "shl", "lshr", "ashr", "and", "or", "xor", 
 _SIZES = {"double": 8, "i64": 8, "ptr": 8, "float": 4, "i32": 4, "i16": 2, "i8": 1, "i1": 1}
 
 RESERVE_IR = """
-define internal void @llad.tape.grow(ptr %basep, ptr %capp, i64 %n, i64 %recsize) noinline {
+define internal { ptr, i64 } @llad.tape.grow(ptr %base, i64 %cap, i64 %n, i64 %recsize) noinline {
 entry:
-  %cap = load i64, ptr %capp
   %c2 = shl i64 %cap, 1
   %c3 = call i64 @llvm.umax.i64(i64 %c2, i64 %n)
   %c4 = call i64 @llvm.umax.i64(i64 %c3, i64 64)
   %bytes = mul i64 %c4, %recsize
-  %old = load ptr, ptr %basep
-  %new = call ptr @realloc(ptr %old, i64 %bytes)
-  store ptr %new, ptr %basep
-  store i64 %c4, ptr %capp
-  ret void
+  %new = call ptr @realloc(ptr %base, i64 %bytes)
+  %r0 = insertvalue { ptr, i64 } undef, ptr %new, 0
+  %r1 = insertvalue { ptr, i64 } %r0, i64 %c4, 1
+  ret { ptr, i64 } %r1
 }
-define internal void @llad.tape.reserve(ptr %basep, ptr %capp, i64 %n, i64 %recsize) alwaysinline {
+define internal { ptr, i64 } @llad.tape.reserve(ptr %base, i64 %cap, i64 %n, i64 %recsize) alwaysinline {
 entry:
-  %cap = load i64, ptr %capp
   %ok = icmp ule i64 %n, %cap
   br i1 %ok, label %done, label %grow, !prof !{!"branch_weights", i32 1000, i32 1}
 grow:
-  call void @llad.tape.grow(ptr %basep, ptr %capp, i64 %n, i64 %recsize)
-  br label %done
+  %g = call { ptr, i64 } @llad.tape.grow(ptr %base, i64 %cap, i64 %n, i64 %recsize)
+  ret { ptr, i64 } %g
 done:
-  ret void
+  %r0 = insertvalue { ptr, i64 } undef, ptr %base, 0
+  %r1 = insertvalue { ptr, i64 } %r0, i64 %cap, 1
+  ret { ptr, i64 } %r1
 }
 """
+# The tape's base and capacity live in allocas that never escape (the reserve call takes and returns
+# values), so SROA keeps them in registers through the forward sweep's loops.
 
 
 @dataclass
@@ -142,10 +143,13 @@ class Tape:
         return [("i64", b.op("add", "i64", used, str(slots))), ("i64", b.op("add", "i64", reserved, str(slots)))]
 
     def begin_reverse(self, b) -> None:
-        """The forward sweep is over: the tapes stop moving (their counters are the peaks)."""
+        """The forward sweep is over: the tapes stop moving (their counters are the peaks, which the
+        next call reserves up front instead of growing the tape again)."""
         for lp in self.cfg.loops:
             b.lines.append(f"@@BEGINREV.{lp.index}@@")
-            b.store("i64", b.load("i64", ref(f"ctr.{lp.index}")), ref(f"peak.{lp.index}"))
+            peak = b.load("i64", ref(f"ctr.{lp.index}"))
+            b.store("i64", peak, ref(f"peak.{lp.index}"))
+            b.emit(f"store atomic i64 {peak}, ptr @\"llad.hint.{lp.index}\" monotonic, align 8")
 
     def free_all(self, b, failed: bool = False) -> None:
         for lp in self.cfg.loops:
@@ -163,6 +167,7 @@ class Tape:
                     f"  {ref(f'tape.{lp.index}')} = alloca ptr", f"  store ptr null, ptr {ref(f'tape.{lp.index}')}",
                     f"  {ref(f'rtape.{lp.index}')} = alloca ptr", f"  {ref(f'peak.{lp.index}')} = alloca i64",
                     f"  {ref(f'cap.{lp.index}')} = alloca i64", f"  store i64 0, ptr {ref(f'cap.{lp.index}')}"]
+        out += [f"@@PRERESERVE.{lp.index}@@" for lp in self.cfg.loops]
         return out
 
     def record_sizes(self) -> dict[int, int]:
@@ -191,6 +196,11 @@ class Tape:
                      f"  store ptr %llad.rtape.{{n}}, ptr {ref(f'rtape.{i}')}") if size else ""
             text = _replace_numbered(text, f"@@BEGINREV.{i}@@", begin)
         text = re.sub(r"@@RESERVE\.(\d+)\.(%\S+)@@", lambda m: _reserve(m, sizes), text)
+        for i, size in sizes.items():
+            hint = ref(f"hint.{i}")
+            pre = (f"  {hint} = load atomic i64, ptr @\"llad.hint.{i}\" monotonic, align 8\n"
+                   + _reserve_text(i, hint, size)) if size else ""
+            text = text.replace(f"@@PRERESERVE.{i}@@", pre)
         on = self.has_shadow_allocations
         text = text.replace("@@SHADOWS.RELEASE@@", "  call void @llad.shadows.release(ptr %llad.shadows)" if on else "")
         text = _replace_numbered(text, "@@SHADOWS.FREE@@", "  %llad.sfree.{n} = getelementptr i8, ptr %llad.shadows, "
@@ -201,15 +211,27 @@ class Tape:
         return text
 
     def declarations(self) -> dict[str, str]:
-        return {"llvm.umax.i64": "declare i64 @llvm.umax.i64(i64, i64)"}
+        out = {"llvm.umax.i64": "declare i64 @llvm.umax.i64(i64, i64)"}
+        for lp in self.cfg.loops:       # each tape's peak length on the last call: a size hint
+            out[f"llad.hint.{lp.index}"] = f'@"llad.hint.{lp.index}" = internal global i64 0'
+        return out
 
 
 def _reserve(m, sizes) -> str:
     i, n = int(m.group(1)), m.group(2)
-    if not sizes[i]:
-        return ""
-    return (f"  call void @llad.tape.reserve(ptr {ref(f'tape.{i}')}, ptr {ref(f'cap.{i}')}, i64 {n}, "
-            f"i64 {sizes[i]})")
+    return _reserve_text(i, n, sizes[i]) if sizes[i] else ""
+
+
+def _reserve_text(i: int, n: str, size: int) -> str:
+    sizes = {i: size}
+    tag = f"{i}.{n.lstrip('%')}"
+    base, cap, st = ref(f"rb.{tag}"), ref(f"rc.{tag}"), ref(f"rs.{tag}")
+    return (f"  {base} = load ptr, ptr {ref(f'tape.{i}')}\n  {cap} = load i64, ptr {ref(f'cap.{i}')}\n"
+            f"  {st} = call {{ ptr, i64 }} @llad.tape.reserve(ptr {base}, i64 {cap}, i64 {n}, i64 {sizes[i]})\n"
+            f"  {ref(f'rb2.{tag}')} = extractvalue {{ ptr, i64 }} {st}, 0\n"
+            f"  store ptr {ref(f'rb2.{tag}')}, ptr {ref(f'tape.{i}')}\n"
+            f"  {ref(f'rc2.{tag}')} = extractvalue {{ ptr, i64 }} {st}, 1\n"
+            f"  store i64 {ref(f'rc2.{tag}')}, ptr {ref(f'cap.{i}')}")
 
 
 def _replace_numbered(text: str, token: str, template: str) -> str:
