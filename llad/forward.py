@@ -58,6 +58,8 @@ class ForwardGenerator:
                 if ins.opcode == "ret":
                     self.on_return(self.b, ins)
                     continue
+                if ins.is_terminator:
+                    self.before_terminator(block)
                 self.b.emit(ins.text)
                 if self.is_active(ins) or ins.opcode in ("store", "call"):
                     self.visit(ins)
@@ -79,6 +81,9 @@ class ForwardGenerator:
 
     def after_instruction(self, ins: Instruction) -> None:
         """Hook: code after an instruction (reverse mode: caching for the reverse sweep)."""
+
+    def before_terminator(self, block) -> None:
+        """Hook: code at the end of a block (reverse mode: sizing a loop's tape before it starts)."""
 
     # --- structural operations ------------------------------------------------------------------
     def visit_phi(self, ins: Instruction) -> None:

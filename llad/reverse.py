@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from .analysis.activity import ALLOC_CALLS, Activity
 from .analysis.cfg import CFG
-from .analysis.recompute import induction_variables, readonly_load, simple_loop_entry, written_roots
+from .analysis.recompute import (induction_variables, readonly_load, simple_loop_entry, trip_count,
+                                 written_roots)
 from .errors import UnsupportedInstructionError
 from .forward import ForwardGenerator
 from .ir.builder import Namer, fconst, is_const_zero
@@ -394,10 +395,32 @@ class AugmentedForward(ForwardGenerator):
 
     tangents = False
 
-    def __init__(self, fn, act, cfg, tape: Tape, location, on_return):
+    def __init__(self, fn, act, cfg, tape: Tape, location, on_return, ivs):
         super().__init__(fn, act, 1, location, on_return)
         self.cfg, self.tape = cfg, tape
         self.b.namer.prefix = "a"
+        # counted loops reserve their whole tape before they start: no check per iteration, so the
+        # forward sweep's loop can still be vectorised
+        self.counted = {}
+        for lp in cfg.loops:
+            tc = trip_count(fn, cfg, ivs, lp)
+            if tc is not None:
+                self.counted[simple_loop_entry(fn, lp)] = (lp, tc)
+                tape.presized.add(lp.index)
+
+    def before_terminator(self, block: Block) -> None:
+        entry = self.counted.get(block.name)
+        if entry is None:
+            return
+        lp, tc = entry
+        b = self.b
+        first = b.op("add", "i64", tc.start.text, str(tc.start_offset)) if tc.start_offset else tc.start.text
+        diff = b.op("sub", "i64", *((tc.bound.text, first) if tc.sign > 0 else (first, tc.bound.text)))
+        n = b.op("add", "i64", diff, str(tc.extra))
+        n = b.call("i64", "llvm.smax.i64", [("i64", n), ("i64", "1")])
+        self.declarations["llvm.smax.i64"] = "declare i64 @llvm.smax.i64(i64, i64)"
+        c = self.b.load("i64", ref(f"ctr.{lp.index}"))
+        self.b.lines.append(f"@@RESERVE.{lp.index}.{self.b.op('add', 'i64', c, n)}@@")
 
     def extra_phis(self, block: Block) -> list[str]:
         if block.name not in self.tape.pred_id_blocks:
@@ -461,7 +484,7 @@ def reverse_function_body(fn, act, cfg, plan, primal, location, out_llty, ret_ll
         tape.free_all(b, failed=True)
         b.emit(f"ret i32 {status}")
 
-    aug = AugmentedForward(fn, act, cfg, tape, location, on_return)
+    aug = AugmentedForward(fn, act, cfg, tape, location, on_return, gen.ivs)
     fwd_lines = aug.generate()
     done = MathBuilder(Namer("e"), declarations=gen.declarations)
     done.lines.append("llad.done:")

@@ -67,6 +67,7 @@ class Tape:
         self.pred_id_blocks: set[str] = set()
         self._index_memo: dict = {}
         self.has_shadow_allocations = False
+        self.presized: set[int] = set()       # loops whose tape is reserved before they start
 
     # --- registration -------------------------------------------------------------------------------
     def is_cached(self, name: str) -> bool:
@@ -123,7 +124,8 @@ class Tape:
         c = b.load("i64", ref(f"ctr.{loop.index}"))
         c1 = b.op("add", "i64", c, "1")
         b.store("i64", c1, ref(f"ctr.{loop.index}"))
-        b.lines.append(f"@@RESERVE.{loop.index}.{c1}@@")
+        if loop.index not in self.presized:
+            b.lines.append(f"@@RESERVE.{loop.index}.{c1}@@")
 
     def end_reverse_iteration(self, b, loop: Loop) -> None:
         c = b.load("i64", ref(f"ctr.{loop.index}"))

@@ -96,3 +96,55 @@ def readonly_load(ins: Instruction, roots: dict[str, frozenset], written: set, d
     if not rs:
         return False
     return all(kind == "param" and name in data_params for kind, name in rs) and not (rs & written)
+
+
+@dataclass
+class TripCount:
+    """Iterations of one execution of a counted loop: max(sign * (bound - start) + extra, 1), where
+    start is the value the exit test sees in the first iteration."""
+
+    bound: Operand
+    start: Operand
+    sign: int            # +1: counts up to bound, -1: counts down to it
+    extra: int
+    start_offset: int    # the test sees the incremented value: start + step
+
+
+# predicate of the "stay in the loop" test -> (step it needs, sign, extra); v_t = a + step*(t-1), the loop
+# leaves at the first t where the test fails
+_CONTINUE = {("ne", 1): (1, 1), ("ne", -1): (-1, 1),
+             ("slt", 1): (1, 1), ("ult", 1): (1, 1), ("sle", 1): (1, 2), ("ule", 1): (1, 2),
+             ("sgt", -1): (-1, 1), ("ugt", -1): (-1, 1), ("sge", -1): (-1, 2), ("uge", -1): (-1, 2)}
+_SWAP = {"slt": "sgt", "sgt": "slt", "sle": "sge", "sge": "sle", "ult": "ugt", "ugt": "ult", "ule": "uge",
+         "uge": "ule", "eq": "eq", "ne": "ne"}
+_NOT = {"eq": "ne", "ne": "eq", "slt": "sge", "sge": "slt", "sgt": "sle", "sle": "sgt", "ult": "uge",
+        "uge": "ult", "ugt": "ule", "ule": "ugt"}
+
+
+def trip_count(fn: Function, cfg: CFG, ivs: dict[str, InductionVariable], loop: Loop) -> TripCount | None:
+    """The trip count of a counted loop (`for i in range(a, b)`, also Numba's count-down form): one
+    exit, at the latch, testing a unit-step induction variable against a loop-invariant bound."""
+    exiting = [b for b in loop.blocks if any(s not in loop.blocks for s in fn.block_map[b].succs)]
+    if len(exiting) != 1 or exiting[0] != loop.latches[0]:
+        return None
+    term = fn.block_map[exiting[0]].terminator
+    if term.opcode != "br" or len(term.targets) != 2 or not term.operands[0].is_local:
+        return None
+    cond = fn.defs.get(term.operands[0].name)
+    if cond is None or cond.opcode != "icmp" or cond.predicate not in _NOT:
+        return None
+    stay = cond.predicate if term.targets[0] == loop.header else _NOT[cond.predicate]
+    for iv_name, iv in ivs.items():
+        if iv.loop is not loop or iv.step.text not in ("1", "-1"):
+            continue
+        step = int(iv.step.text) * (-1 if iv.negate else 1)
+        phi = next(i for i in fn.block_map[loop.header].phis if i.result == iv_name)
+        nxt = next((v for v, bb in phi.incoming if bb == loop.latches[0]), None)
+        for (a, b), pred in ((cond.operands, stay), (cond.operands[::-1], _SWAP[stay])):
+            if not a.is_local or not _invariant(fn, cfg, b, loop):
+                continue
+            offset = 0 if a.name == iv_name else step if nxt is not None and a.name == nxt.name else None
+            rule = _CONTINUE.get((pred, step))
+            if offset is not None and rule is not None:
+                return TripCount(b, iv.start, rule[0], rule[1], offset)
+    return None
