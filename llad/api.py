@@ -304,15 +304,17 @@ _fast: dict = {}
 
 def autodiff(mode: Mode, f, *args):
     """Differentiate `f` at the annotated arguments; see shared/API.md for the return shapes."""
+    ret = args[0] if args and isinstance(args[0], type) else None
+    params = args[1:] if ret is not None else args
     try:
-        key = (mode, f, *map(_arg_key, args))
+        key = (mode, f, ret, *map(_arg_key, params))
         hit = _fast.get(key)
     except TypeError:                      # an unhashable argument: take the slow path
         hit, key = None, None
-    if hit is None or not hit.fast or (hit.alias_pairs and _aliased(args, hit.alias_pairs)):
+    if hit is None or not hit.fast or (hit.alias_pairs and _aliased(params, hit.alias_pairs)):
         return _autodiff_slow(mode, f, args, key)
     flat, shadows = [], []
-    for a, kind in zip(args, hit.kinds):
+    for a, kind in zip(params, hit.kinds):
         if kind == _DUP:
             v, dv = a.val, a.dval
             if dv.shape != v.shape or dv.dtype != v.dtype or not dv.flags.writeable or dv.strides != v.strides \
@@ -333,13 +335,14 @@ def autodiff(mode: Mode, f, *args):
 def _autodiff_slow(mode: Mode, f, args, key):
     plan, dispatcher, classified, shadows = prepare(mode, f, args)
     d = _get_derivative(dispatcher, plan)
-    if d.alias_pairs and _aliased(args, d.alias_pairs):
+    params = args[1:] if args and isinstance(args[0], type) else args
+    if d.alias_pairs and _aliased(params, d.alias_pairs):
         # a written array overlaps one the derivative re-reads: use the variant that keeps every load
         plan = dataclasses.replace(plan, assume_noalias=False)
         d, key = _get_derivative(dispatcher, plan), None
     batch = any(isinstance(a, BatchDuplicated) for a in args)
-    if key is not None and None not in key:
-        _fast[key] = _Prepared(plan, d, batch, mode, args)
+    if key is not None and None not in key[3:]:
+        _fast[key] = _Prepared(plan, d, batch, mode, params)
     flat = [v for _, v, _ in classified]
     for s in shadows:
         flat.extend(s)
@@ -372,8 +375,16 @@ def _value(a):
     return a.val if isinstance(a, Annotation) else a
 
 
+def _array(args, slot):
+    i, k = slot
+    a = args[i]
+    if k < 0:
+        return _value(a)
+    return a.dvals[k] if isinstance(a, BatchDuplicated) else a.dval
+
+
 def _aliased(args, pairs) -> bool:
-    return any(np.may_share_memory(_value(args[i]), _value(args[j])) for i, j in pairs)
+    return any(np.may_share_memory(_array(args, p), _array(args, q)) for p, q in pairs)
 
 
 def _result_shaper(mode: Mode, plan: Plan, d):

@@ -54,7 +54,7 @@ class Derivative:
     has_primal_output: bool
     seconds: dict = field(default_factory=dict)
     annotations: dict = field(default_factory=dict)
-    alias_pairs: tuple = ()    # (read-only arg, written arg) pairs that must not share memory
+    alias_pairs: tuple = ()    # ((arg, shadow or -1), (arg, shadow or -1)): arrays that must not overlap
 
 
 def location_of(primal: frontend.PrimalModule):
@@ -141,7 +141,7 @@ def build_derivative(f, plan: Plan) -> Derivative:
     d.seconds = {"numba": primal.compile_seconds, "pre-ad": t1 - t0 - primal.compile_seconds,
                  "ad": t2 - t1, "jit": t3 - t2, "total": t3 - t0}
     d.annotations = {"activity": act, "cfg": cfg, "tape": tape}
-    d.alias_pairs = alias_pairs
+    d.alias_pairs = tuple(((i, -1), (j, -1)) for i, j in alias_pairs) + shadow_disjointness(primal, plan)
     return d
 
 
@@ -161,12 +161,29 @@ def _store_outputs(b, out_llty, ret_llty, has_primal, plan, ret, extra=()) -> No
         slot += 1
 
 
+def shadow_disjointness(primal, plan: Plan) -> tuple:
+    """The pairs of arrays that must not overlap for the shadows' `noalias` to hold: each shadow
+    against every other array argument and every other shadow (checked per call by the API)."""
+    if not plan.assume_noalias:
+        return ()
+    arrays = [(i, -1) for i, p in enumerate(primal.params) if p.is_array]
+    shadows = [(i, k) for i, s in enumerate(plan.shadowtypes) for k in range(len(s))]
+    pairs = []
+    for n, (i, k) in enumerate(shadows):
+        pairs += [((i, k), a) for a in arrays if a[0] != i]
+        pairs += [((i, k), other) for other in shadows[n + 1:]]
+    return tuple(pairs)
+
+
 def _signature(fname: str, primal, plan: Plan, fn: Function) -> str:
     params = ["ptr noalias %llad.ret", "ptr noalias %excinfo"]
     params += [f"{p.type} %{_q(p.name)}" for p in fn.params[2:]]
     for i, pm in enumerate(primal.params):
         for j in range(len(plan.shadowtypes[i])):
-            params += [f"{ty} %{_q(f's{j}.{n}')}" for n, ty in zip(pm.llvm_names, pm.llvm_types)]
+            for field, (n, ty) in enumerate(zip(pm.llvm_names, pm.llvm_types)):
+                # shadow data overlaps nothing else the derivative touches (the API checks it per call)
+                attr = " noalias" if field == 4 and plan.assume_noalias else ""
+                params.append(f"{ty}{attr} %{_q(f's{j}.{n}')}")
     return f'define i32 @"{fname}"({", ".join(params)})'
 
 
