@@ -22,8 +22,7 @@ from __future__ import annotations
 
 from .analysis.activity import ALLOC_CALLS, Activity
 from .analysis.cfg import CFG
-from .analysis.recompute import (induction_variables, readonly_load, simple_loop_entry, trip_count,
-                                 written_roots)
+from .analysis.recompute import induction_variables, readonly_load, simple_loop_entry, trip_count, written_roots
 from .errors import UnsupportedInstructionError
 from .forward import ForwardGenerator
 from .ir.builder import Namer, fconst, is_const_zero
