@@ -180,9 +180,9 @@ def _signature(fname: str, primal, plan: Plan, fn: Function) -> str:
     params += [f"{p.type} %{_q(p.name)}" for p in fn.params[2:]]
     for i, pm in enumerate(primal.params):
         for j in range(len(plan.shadowtypes[i])):
-            for field, (n, ty) in enumerate(zip(pm.llvm_names, pm.llvm_types)):
+            for position, (n, ty) in enumerate(zip(pm.llvm_names, pm.llvm_types)):
                 # shadow data overlaps nothing else the derivative touches (the API checks it per call)
-                attr = " noalias" if field == 4 and plan.assume_noalias else ""
+                attr = " noalias" if position == 4 and plan.assume_noalias else ""
                 params.append(f"{ty}{attr} %{_q(f's{j}.{n}')}")
     return f'define i32 @"{fname}"({", ".join(params)})'
 
