@@ -39,17 +39,12 @@ def _depth(d, depth: str, annotate: bool = False) -> str:
     if depth == "deriv":
         return d.text
     if depth == "deriv-opt":
-        return _function_only(d.library.get_llvm_str(), d)
+        return d.library.get_llvm_str()
     if depth == "asm":
         return d.library.get_asm_str()
     if depth == "cfg":
         return cfg_dot(d)
     raise ValueError(depth)
-
-
-def _function_only(text: str, d) -> str:
-    """The optimised module without the linked-in NRT helpers' bodies (they are not llad's)."""
-    return text
 
 
 def annotated_primal(d) -> str:

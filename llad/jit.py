@@ -23,7 +23,6 @@ from numba.extending import intrinsic
 class Compiled:
     entry: object                 # the @njit entry point: entry(*flat_args) -> tuple
     library: object
-    optimised_ir: str
     seconds: float
 
 
@@ -95,14 +94,4 @@ def jit_derivative(text: str, fn_name: str, return_type: types.Type, argtypes: t
     t0 = time.perf_counter()
     lib = compile_module(text, fn_name)
     entry = make_entry(fn_name, lib, return_type, argtypes)
-    return Compiled(entry, lib, "", time.perf_counter() - t0)
-
-
-def optimised_ir(lib, fn_name: str) -> str:
-    """The derivative function after Numba's O3, as it runs."""
-    text = lib.get_llvm_str()
-    return text
-
-
-def native_asm(lib) -> str:
-    return lib.get_asm_str()
+    return Compiled(entry, lib, time.perf_counter() - t0)

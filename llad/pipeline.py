@@ -17,9 +17,8 @@ from numba.core.registry import cpu_target
 from . import frontend, jit, runtime_ir
 from .analysis.activity import analyse_activity
 from .analysis.cfg import analyse_cfg
-from .errors import DifferentiationError
 from .forward import forward_function_body
-from .ir.model import Function, Instruction, is_float
+from .ir.model import Function, Instruction
 from .ir.parser import check_supported, parse_function
 from .shadow import RUNTIME_DECLARATIONS
 
@@ -213,13 +212,3 @@ def _module_text(primal, fn: Function, header: str, prologue: list[str], body: l
     lines += body
     lines.append("}")
     return "\n".join(lines) + "\n"
-
-
-def float_params(fn: Function) -> list[str]:
-    return [p.name for p in fn.params if is_float(p.type)]
-
-
-def check_differentiable(primal) -> None:
-    if primal.return_type is not types.none and isinstance(primal.return_type, types.Array):
-        raise DifferentiationError("an array return value", location_of(primal)(),
-                                   "write the result into an output argument annotated Duplicated")

@@ -139,9 +139,6 @@ class Function:
     def entry(self) -> Block:
         return self.blocks[0]
 
-    def type_of(self, op: Operand) -> str:
-        return op.type
-
     def users(self) -> dict[str, list[Instruction]]:
         out: dict[str, list[Instruction]] = {}
         for b in self.blocks:
