@@ -1,0 +1,1 @@
+"""A GradBench tool for llad: `python tools/gradbench/run.py` speaks GradBench's JSON-lines protocol."""
