@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 from numba.core import types
+from numpy.lib.array_utils import byte_bounds
 
 from . import frontend
 from .pipeline import ACTIVE, CONST, DUP, Plan, build_derivative
@@ -162,7 +163,7 @@ def _same_layout_shadow(v: np.ndarray, dv: np.ndarray) -> np.ndarray:
         if out.strides == v.strides:
             out[...] = dv
             return out
-    lo, hi = np.lib.array_utils.byte_bounds(v)
+    lo, hi = byte_bounds(v)
     buf = np.zeros((hi - lo) // v.itemsize + 1, dtype=v.dtype)
     out = np.ndarray(v.shape, v.dtype, buffer=buf, offset=v.__array_interface__["data"][0] - lo,
                      strides=v.strides)
@@ -268,6 +269,11 @@ def _arg_key(a):
             # flags.num bits: 1 C-contiguous, 2 F-contiguous, 0x400 writeable
             return (cls, v.dtype.char, v.ndim, v.flags.num & 0x403, dv.flags.num & 0x3)
         return None
+    if cls is BatchDuplicated:
+        v, dvs = a.val, a.dvals
+        if type(v) is np.ndarray and type(dvs) is tuple and all(type(d) is np.ndarray for d in dvs):
+            return (cls, v.dtype.char, v.ndim, v.flags.num & 0x403, tuple(d.flags.num & 0x3 for d in dvs))
+        return None
     if cls is Active:
         return (Active, type(a.val))
     if cls is Const:
@@ -280,7 +286,7 @@ def _arg_key(a):
     return None
 
 
-_DUP, _ACT, _CONST, _BARE = 0, 1, 2, 3
+_DUP, _ACT, _CONST, _BARE, _BATCH = 0, 1, 2, 3, 4
 
 
 class _Prepared:
@@ -291,11 +297,10 @@ class _Prepared:
     def __init__(self, plan, derivative, batch, mode, args):
         self.plan, self.derivative, self.batch, self.mode = plan, derivative, batch, mode
         self.entry = derivative.entry
-        self.kinds = tuple(_DUP if isinstance(a, Duplicated) else _ACT if type(a) is Active
-                           else _CONST if type(a) is Const else _BARE for a in args)
-        # the hot path handles single-direction calls whose shadows share the primal's strides
-        self.fast = plan.width == 1 and not batch and not any(isinstance(a, BatchDuplicated) for a in args)
-        self.shape = _result_shaper(mode, plan, derivative)
+        self.kinds = tuple(_DUP if isinstance(a, Duplicated) else _BATCH if type(a) is BatchDuplicated
+                           else _ACT if type(a) is Active else _CONST if type(a) is Const else _BARE for a in args)
+        self.fast = True
+        self.shape = _result_shaper(mode, plan, derivative, batch)
         self.alias_pairs = derivative.alias_pairs
 
 
@@ -315,13 +320,15 @@ def autodiff(mode: Mode, f, *args):
         return _autodiff_slow(mode, f, args, key)
     flat, shadows = [], []
     for a, kind in zip(params, hit.kinds):
-        if kind == _DUP:
-            v, dv = a.val, a.dval
-            if dv.shape != v.shape or dv.dtype != v.dtype or not dv.flags.writeable or dv.strides != v.strides \
-                    or (np.may_share_memory(v, dv) and v.size and np.shares_memory(v, dv)):
-                return _autodiff_slow(mode, f, args, None)     # re-checks and raises the full message
+        if kind == _DUP or kind == _BATCH:
+            v = a.val
+            for dv in ((a.dval,) if kind == _DUP else a.dvals):
+                # the hot path takes shadows with the primal's strides; anything else re-checks and copies
+                if dv.shape != v.shape or dv.dtype != v.dtype or not dv.flags.writeable or dv.strides != v.strides \
+                        or (np.may_share_memory(v, dv) and v.size and np.shares_memory(v, dv)):
+                    return _autodiff_slow(mode, f, args, None)
+                shadows.append(dv)
             flat.append(v)
-            shadows.append(dv)
         elif kind == _BARE:
             flat.append(a)
         else:
@@ -384,14 +391,27 @@ def _array(args, slot):
 
 
 def _aliased(args, pairs) -> bool:
-    return any(np.may_share_memory(_array(args, p), _array(args, q)) for p, q in pairs)
+    """Whether any required pair of arrays overlaps in memory."""
+    if len(pairs) <= 16:
+        return any(np.may_share_memory(_array(args, p), _array(args, q)) for p, q in pairs)
+    # many arrays (wide BatchDuplicated): sort byte ranges instead of testing every pair
+    required = {frozenset(pq) for pq in pairs}
+    slots = sorted({s for pq in pairs for s in pq})
+    spans = sorted((*byte_bounds(_array(args, s)), s) for s in slots)
+    for n, (_, hi, s) in enumerate(spans):
+        for lo2, _, s2 in spans[n + 1:]:
+            if lo2 >= hi:
+                break
+            if frozenset((s, s2)) in required:
+                return True
+    return False
 
 
-def _result_shaper(mode: Mode, plan: Plan, d):
+def _result_shaper(mode: Mode, plan: Plan, d, batch: bool):
     """A function from the derivative's output tuple to autodiff's result, for the hot path."""
     p = 1 if d.has_primal_output else 0
-    if mode.reverse or plan.ret_activity != DUP:
-        return lambda result: _shape_result(mode, plan, d, result, False)
+    if mode.reverse or plan.ret_activity != DUP or batch:
+        return lambda result: _shape_result(mode, plan, d, result, batch)
     if mode.with_primal:
         return lambda result: (result[p], result[0])
     return lambda result: (result[p],)
