@@ -232,9 +232,15 @@ def prepare(mode: Mode, f, args: tuple):
     shadows = [tuple(_same_layout_shadow(v, dv) for dv in s) for _, v, s in classified]
     shadowtypes = tuple(tuple(numba.typeof(dv) for dv in s) for s in shadows)
     ret_tag = _default_return(dispatcher, argtypes, mode) if ret_activity is None else RETURN_ACTIVITIES[ret_activity]
+    # with many shadows, checking per call that none overlaps another array costs more than the
+    # `noalias` it buys: such calls compile the variant without it
+    few_arrays = sum(len(s) for s in shadows) <= MAX_NOALIAS_SHADOWS
     plan = Plan(mode.reverse, mode.with_primal, ret_tag, tuple(t for t, _, _ in classified), argtypes,
-                shadowtypes, width)
+                shadowtypes, width, assume_noalias=few_arrays)
     return plan, dispatcher, classified, shadows
+
+
+MAX_NOALIAS_SHADOWS = 8
 
 
 def _check_arity(dispatcher, n: int) -> None:
@@ -390,13 +396,19 @@ def _array(args, slot):
     return a.dvals[k] if isinstance(a, BatchDuplicated) else a.dval
 
 
+_pair_index: dict = {}
+
+
 def _aliased(args, pairs) -> bool:
     """Whether any required pair of arrays overlaps in memory."""
     if len(pairs) <= 16:
         return any(np.may_share_memory(_array(args, p), _array(args, q)) for p, q in pairs)
     # many arrays (wide BatchDuplicated): sort byte ranges instead of testing every pair
-    required = {frozenset(pq) for pq in pairs}
-    slots = sorted({s for pq in pairs for s in pq})
+    index = _pair_index.get(id(pairs))
+    if index is None or index[0] is not pairs:
+        index = _pair_index[id(pairs)] = (pairs, {frozenset(pq) for pq in pairs},
+                                          sorted({s for pq in pairs for s in pq}))
+    _, required, slots = index
     spans = sorted((*byte_bounds(_array(args, s)), s) for s in slots)
     for n, (_, hi, s) in enumerate(spans):
         for lo2, _, s2 in spans[n + 1:]:
