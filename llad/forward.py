@@ -1,8 +1,11 @@
 """Forward mode: the tangent of every active value, next to the primal instruction it comes from.
 
 A visitor with one method per opcode.  Each primal instruction is re-emitted as it is; for an active
-one the visitor then emits k tangents (k > 1 is vector mode, `BatchDuplicated`).  Math comes from the
-rules table; this file only knows the structural operations (phi, select, memory, runtime calls).
+one the visitor then emits its tangent.  With k > 1 directions (`BatchDuplicated`) the tangent of a
+float value is one `<k x double>` vector (vector mode): each partial is computed once and multiplies
+all k directions in one SIMD operation; only loads and stores touch the k shadows one by one.  Math
+comes from the rules table; this file only knows the structural operations (phi, select, memory,
+runtime calls).
 """
 from __future__ import annotations
 
@@ -18,6 +21,10 @@ def tangent_name(name: str, j: int) -> str:
     return ref(f"d{j}.{name}")
 
 
+def vector_tangent_name(name: str) -> str:
+    return ref(f"dv.{name}")
+
+
 class ForwardGenerator:
     tangents = True            # False: only shadow pointers and allocations (reverse mode's forward sweep)
 
@@ -27,6 +34,24 @@ class ForwardGenerator:
         self.declarations: dict[str, str] = {}
         self.b = MathBuilder(Namer("f"), declarations=self.declarations)
         self.b.fast = DERIVATIVE_FMF
+        self.vector = k > 1
+
+    # --- vector mode ------------------------------------------------------------------------------
+    def vty(self, ty: str) -> str:
+        return f"<{self.k} x {ty}>"
+
+    def vtangent(self, op: Operand) -> str:
+        if op.is_local and op.name in self.act.values:
+            return vector_tangent_name(op.name)
+        return "zeroinitializer"
+
+    def splat(self, ty: str, v: str) -> str:
+        one = self.b.namer.fresh()
+        self.b.emit(f"{one} = insertelement {self.vty(ty)} poison, {ty} {v}, i32 0")
+        r = self.b.namer.fresh()
+        self.b.emit(f"{r} = shufflevector {self.vty(ty)} {one}, {self.vty(ty)} poison, <{self.k} x i32> "
+                    "zeroinitializer")
+        return r
 
     # --- values ---------------------------------------------------------------------------------
     def tangent(self, op: Operand, j: int) -> str:
@@ -91,6 +116,10 @@ class ForwardGenerator:
             if ins.result in self.act.pointers:
                 pairs = ", ".join(f"[ {self.shadow(v, j, ins)}, {ref(bb)} ]" for v, bb in ins.incoming)
                 self.b.emit(f"{shadow_name(ins.result, j)} = phi ptr {pairs}")
+            elif self.vector:
+                if j == 0:
+                    pairs = ", ".join(f"[ {self.vtangent(v)}, {ref(bb)} ]" for v, bb in ins.incoming)
+                    self.b.emit(f"{vector_tangent_name(ins.result)} = phi {self.vty(ins.type)} {pairs}")
             else:
                 pairs = ", ".join(f"[ {self.tangent(v, j)}, {ref(bb)} ]" for v, bb in ins.incoming)
                 self.b.emit(f"{tangent_name(ins.result, j)} = phi {ins.type} {pairs}")
@@ -101,6 +130,11 @@ class ForwardGenerator:
             if ins.result in self.act.pointers:
                 self.b.emit(f"{shadow_name(ins.result, j)} = select i1 {cond.text}, ptr "
                             f"{self.shadow(a, j, ins)}, ptr {self.shadow(c, j, ins)}")
+            elif self.vector:
+                if j == 0:
+                    vt = self.vty(ins.type)
+                    self.b.emit(f"{vector_tangent_name(ins.result)} = select i1 {cond.text}, {vt} "
+                                f"{self.vtangent(a)}, {vt} {self.vtangent(c)}")
             else:
                 self.b.emit(f"{tangent_name(ins.result, j)} = select i1 {cond.text}, {ins.type} "
                             f"{self.tangent(a, j)}, {ins.type} {self.tangent(c, j)}")
@@ -111,16 +145,28 @@ class ForwardGenerator:
             self.b.emit(f"{shadow_name(ins.result, j)} = {gep_text(ins, base)}")
 
     def visit_load(self, ins: Instruction) -> None:
+        vec = "poison"
         for j in range(self.k):
             ptr = self.shadow(ins.operands[0], j, ins)
-            self.b.emit(f"{tangent_name(ins.result, j)} = load {ins.type}, ptr {ptr}")
+            if not self.vector:
+                self.b.emit(f"{tangent_name(ins.result, j)} = load {ins.type}, ptr {ptr}")
+                continue
+            lane = self.b.load(ins.type, ptr)
+            nxt = vector_tangent_name(ins.result) if j == self.k - 1 else self.b.namer.fresh()
+            self.b.emit(f"{nxt} = insertelement {self.vty(ins.type)} {vec}, {ins.type} {lane}, i32 {j}")
+            vec = nxt
 
     def visit_store(self, ins: Instruction) -> None:
         val, ptr = ins.operands
         if not self.tangents or not (ptr.is_local and ptr.name in self.act.pointers) or not is_float(val.type):
             return
         for j in range(self.k):
-            self.b.emit(f"store {val.type} {self.tangent(val, j)}, ptr {self.shadow(ptr, j, ins)}")
+            if self.vector:
+                lane = self.b.namer.fresh()
+                self.b.emit(f"{lane} = extractelement {self.vty(val.type)} {self.vtangent(val)}, i32 {j}")
+            else:
+                lane = self.tangent(val, j)
+            self.b.emit(f"store {val.type} {lane}, ptr {self.shadow(ptr, j, ins)}")
 
     def visit_call(self, ins: Instruction) -> None:
         callee = ins.callee
@@ -149,6 +195,10 @@ class ForwardGenerator:
         op = ins.opcode
         if op in RULES:
             self._apply_rule(ins, op)
+        elif op in FLOAT_CASTS and self.vector:
+            src = ins.operands[0]
+            self.b.emit(f"{vector_tangent_name(ins.result)} = {op} {self.vty(src.type)} {self.vtangent(src)} to "
+                        f"{self.vty(ins.type)}")
         elif op in FLOAT_CASTS:
             src = ins.operands[0]
             for j in range(self.k):
@@ -166,6 +216,17 @@ class ForwardGenerator:
             op = ins.operands[i]
             if partial is not None and op.is_local and op.name in self.act.values:
                 partials[i] = partial(b, ty, primal)
+        if self.vector:
+            vt, total = self.vty(ty), "zeroinitializer"
+            for i, d in enumerate(partials):
+                if d is None:
+                    continue
+                t = self.vtangent(ins.operands[i])
+                term = t if d == ONE else b.fneg(vt, t) if d == NEG_ONE else b.fmul(vt, self.splat(ty, d), t)
+                total = b.fadd(vt, total, term)
+            minus_zero = ", ".join([f"{ty} {fconst(ty, -0.0)}"] * self.k)
+            b.emit(f"{vector_tangent_name(ins.result)} = fadd {vt} {total}, <{minus_zero}>")
+            return
         for j in range(self.k):
             total = fconst(ty, 0.0)
             for i, d in enumerate(partials):
