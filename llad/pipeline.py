@@ -18,6 +18,7 @@ from . import frontend, jit, runtime_ir
 from .analysis.activity import analyse_activity
 from .analysis.cfg import analyse_cfg
 from .forward import forward_function_body
+from .ir.forwarding import forward_spilled_pointers
 from .ir.model import Function, Instruction
 from .ir.parser import check_supported, parse_function
 from .shadow import RUNTIME_DECLARATIONS
@@ -108,8 +109,9 @@ def build_derivative(f, plan: Plan) -> Derivative:
     if plan.ret_activity != CONST:
         dup_ptrs.add("retptr")
     discarded = frozenset() if plan.ret_activity != CONST else frozenset(["retptr"])
-    act = analyse_activity(fn, active_params, dup_ptrs, const_ptrs, location, discarded)
     cfg = analyse_cfg(fn, location)
+    forward_spilled_pointers(fn, cfg.dominates)
+    act = analyse_activity(fn, active_params, dup_ptrs, const_ptrs, location, discarded)
 
     header = _signature(fname, primal, plan, fn)
     prologue = [f"  %retptr = alloca {ret_llty}"]
@@ -200,10 +202,11 @@ def _module_text(primal, fn: Function, header: str, prologue: list[str], body: l
         if name not in declared and d:
             declared[name] = d
     for name in list(declared):
-        if name in runtime_ir.DEFINITIONS:
+        if name in runtime_ir.DEFINITIONS or name in fn.defined:
             declared.pop(name)
     lines += list(declared.values())
     lines += definitions
+    lines += list(fn.defined.values())
     entry = fn.entry.name
     lines.append(header + " {")
     lines.append("llad.entry:")

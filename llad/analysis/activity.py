@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import ActivityError, NoRuleError
+from ..errors import ActivityError, NoRuleError, UnsupportedInstructionError
 from ..ir.model import Function, Instruction, is_float
 from ..rules import RULES, is_inactive_call, rule_name_for_call
 
@@ -90,7 +90,30 @@ def analyse_activity(fn: Function, active_params: set[str], active_pointer_param
         if (len(act.values), len(act.pointers), len(active_roots)) == before:
             break
     act.allocations = {r[1] for r in active_roots if r[0] == "alloc"}
+    if active_roots:
+        _refuse_untracked_float_memory(fn, act, location)
     return act
+
+
+def _refuse_untracked_float_memory(fn: Function, act: Activity, location) -> None:
+    """A float load or store through a pointer llad cannot trace to an array (one loaded from memory,
+    an integer turned into a pointer, a foreign call's result) might touch memory that has a
+    derivative: rather than silently treat it as constant, refuse."""
+    for b in fn.blocks:
+        for ins in b.instructions:
+            if ins.opcode == "load" and is_float(ins.type):
+                ptr = ins.operands[0]
+            elif ins.opcode == "store" and is_float(ins.operands[0].type):
+                ptr = ins.operands[1]
+            else:
+                continue
+            roots = act.roots.get(ptr.name, frozenset()) if ptr.is_local else frozenset()
+            if any(kind == "other" for kind, _ in roots):
+                raise UnsupportedInstructionError(
+                    f"`{ins.text}`", location(ins),
+                    "it reads or writes floats through a pointer llad cannot trace to an array (the pointer "
+                    "was loaded from memory), so llad cannot tell whether it carries a derivative; copy the "
+                    "array (e.g. `y = x.copy()` before reshaping), or mark every array argument Const")
 
 
 def _operand_active(act: Activity, op) -> bool:

@@ -118,7 +118,7 @@ class Function:
     blocks: list[Block]
     globals_text: list[str]       # global variable definitions the body refers to
     declarations: dict[str, str]  # callee name -> sanitised `declare` line
-    defined: set[str] = field(default_factory=set)   # functions with a body in the module
+    defined: dict[str, str] = field(default_factory=dict)   # other functions the module defines: their text
 
     def __post_init__(self):
         self.block_map = {b.name: b for b in self.blocks}

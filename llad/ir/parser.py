@@ -285,13 +285,21 @@ def parse_function(module_text: str, name: str) -> Function:
             raw, pending = " ".join(pending), []
         text = sanitise(raw.strip())
         blocks[-1].instructions.append(parse_instruction(text, lineno))
-    globals_text, declarations, defined = _module_context(module_text)
+    globals_text, declarations, defined = _module_context(module_text, name)
     return Function(name, ret_type, params, blocks, globals_text, declarations, defined)
 
 
-def _module_context(module_text: str) -> tuple[list[str], dict[str, str], set[str]]:
-    globals_text, decls, defined = [], {}, set()
+def _module_context(module_text: str, entry: str) -> tuple[list[str], dict[str, str], dict[str, str]]:
+    """Globals, declarations, and the other functions the module defines (e.g. NRT destructors the
+    entry function passes by address), each as sanitised text the derivative module can carry."""
+    globals_text, decls, defined = [], {}, {}
+    current: list[str] | None = None
     for ln in module_text.splitlines():
+        if current is not None:
+            current.append(sanitise(ln))
+            if ln == "}":
+                current = None
+            continue
         if ln.startswith("@"):
             globals_text.append(sanitise(ln))
         elif ln.startswith("declare"):
@@ -302,8 +310,11 @@ def _module_context(module_text: str) -> tuple[list[str], dict[str, str], set[st
         elif ln.startswith("define"):
             at = ln.index("@")
             m = re.match(r'"([^"]*)"|([-a-zA-Z$._0-9]+)', ln[at + 1:])
-            defined.add(m.group(1) or m.group(2))
-    return globals_text, decls, defined
+            name = m.group(1) or m.group(2)
+            if name != entry:
+                current = [_ATTR_GROUP.sub("", ln).replace(" local_unnamed_addr", "")]
+                defined[name] = current
+    return globals_text, decls, {name: "\n".join(body) for name, body in defined.items()}
 
 
 def check_supported(fn: Function, location) -> None:
