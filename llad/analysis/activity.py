@@ -141,6 +141,12 @@ def _visit(fn, ins: Instruction, act: Activity, active_roots: set, const_ptrs: s
     if ins.result is None or not is_float(ins.type):
         if op == "call":
             _check_call(ins, act, location)
+        elif op not in _ENDS_A_DERIVATIVE and any(_operand_active(act, o) for o in ins.operands):
+            # e.g. a bitcast of a float to an integer: its derivative would silently vanish
+            raise UnsupportedInstructionError(
+                f"`{ins.text}`", location(ins),
+                "an active float value flows into an operation llad has no derivative for (a bit-level "
+                "reinterpretation or an aggregate); rewrite it with arithmetic, or mark its inputs Const")
         return
     if op == "load":
         ptr = ins.operands[0]
@@ -156,6 +162,10 @@ def _visit(fn, ins: Instruction, act: Activity, active_roots: set, const_ptrs: s
         _check_call(ins, act, location)
         if any(_operand_active(act, o) for o in ins.operands):
             act.values.add(ins.result)
+
+
+# operations on active floats whose non-float result legitimately carries no derivative
+_ENDS_A_DERIVATIVE = {"fcmp", "fptosi", "fptoui", "store", "ret", "br", "switch", "phi", "select"}
 
 
 def _check_call(ins: Instruction, act: Activity, location) -> None:
