@@ -272,13 +272,15 @@ def _arg_key(a):
     if cls is Duplicated or cls is DuplicatedNoNeed:
         v, dv = a.val, a.dval
         if type(v) is np.ndarray and type(dv) is np.ndarray:
-            # flags.num bits: 1 C-contiguous, 2 F-contiguous, 0x400 writeable
-            return (cls, v.dtype.char, v.ndim, v.flags.num & 0x403, dv.flags.num & 0x3)
+            # flags.num bits: 1 C-contiguous, 2 F-contiguous, 0x400 writeable (a read-only shadow or one
+            # of another dtype gets its own key, so the slow path raises the full message)
+            return (cls, v.dtype.char, v.ndim, v.flags.num & 0x403, dv.flags.num & 0x403, dv.dtype.char)
         return None
     if cls is BatchDuplicated:
         v, dvs = a.val, a.dvals
         if type(v) is np.ndarray and type(dvs) is tuple and all(type(d) is np.ndarray for d in dvs):
-            return (cls, v.dtype.char, v.ndim, v.flags.num & 0x403, tuple(d.flags.num & 0x3 for d in dvs))
+            return (cls, v.dtype.char, v.ndim, v.flags.num & 0x403,
+                    tuple((d.flags.num & 0x403, d.dtype.char) for d in dvs))
         return None
     if cls is Active:
         return (Active, type(a.val))
@@ -298,7 +300,7 @@ _DUP, _ACT, _CONST, _BARE, _BATCH = 0, 1, 2, 3, 4
 class _Prepared:
     """A cached derivative with what the hot path needs to call it."""
 
-    __slots__ = ("plan", "derivative", "batch", "mode", "kinds", "entry", "fast", "shape", "alias_pairs")
+    __slots__ = ("plan", "derivative", "batch", "mode", "kinds", "entry", "fast", "shape", "alias_pairs", "unpack")
 
     def __init__(self, plan, derivative, batch, mode, args):
         self.plan, self.derivative, self.batch, self.mode = plan, derivative, batch, mode
@@ -308,6 +310,7 @@ class _Prepared:
         self.fast = True
         self.shape = _result_shaper(mode, plan, derivative, batch)
         self.alias_pairs = derivative.alias_pairs
+        self.unpack = _unpacker(self.kinds, plan.width)
 
 
 _fast: dict = {}
@@ -324,25 +327,35 @@ def autodiff(mode: Mode, f, *args):
         hit, key = None, None
     if hit is None or not hit.fast or (hit.alias_pairs and _aliased(params, hit.alias_pairs)):
         return _autodiff_slow(mode, f, args, key)
-    flat, shadows = [], []
-    for a, kind in zip(params, hit.kinds):
-        if kind == _DUP or kind == _BATCH:
-            v = a.val
-            for dv in ((a.dval,) if kind == _DUP else a.dvals):
-                # the hot path takes shadows with the primal's strides; anything else re-checks and copies
-                if dv.shape != v.shape or dv.dtype != v.dtype or not dv.flags.writeable or dv.strides != v.strides \
-                        or (np.may_share_memory(v, dv) and v.size and np.shares_memory(v, dv)):
-                    return _autodiff_slow(mode, f, args, None)
-                shadows.append(dv)
-            flat.append(v)
-        elif kind == _BARE:
-            flat.append(a)
-        else:
-            if kind == _ACT and not mode.reverse:
-                return _autodiff_slow(mode, f, args, None)
-            flat.append(a.val)
-    flat.extend(shadows)
+    flat = hit.unpack(params)
+    if flat is None:                       # a shadow with other strides, or one overlapping its array
+        return _autodiff_slow(mode, f, args, None)
     return hit.shape(hit.entry(*flat))
+
+
+def _unpacker(kinds: tuple, width: int):
+    """A function from the annotated arguments to the derivative's flat arguments, specialised to one
+    call signature (no loop, no dispatch on annotation types): the per-call part of the hot path."""
+    lines, values, shadows = ["def unpack(p):"], [], []
+    for i, kind in enumerate(kinds):
+        lines.append(f"    a{i} = p[{i}]")
+        if kind in (_DUP, _BATCH):
+            lines.append(f"    v{i} = a{i}.val")
+            lanes = [f"a{i}.dval"] if kind == _DUP else [f"a{i}.dvals[{j}]" for j in range(width)]
+            for j, lane in enumerate(lanes):
+                sv = f"s{i}_{j}"
+                lines += [f"    {sv} = {lane}",
+                          f"    if {sv}.shape != v{i}.shape or {sv}.strides != v{i}.strides or "
+                          f"(may({sv}, v{i}) and v{i}.size and shares({sv}, v{i})):",
+                          "        return None"]
+                shadows.append(sv)
+            values.append(f"v{i}")
+        else:
+            values.append(f"a{i}" if kind == _BARE else f"a{i}.val")
+    lines.append(f"    return ({', '.join(values + shadows)},)")
+    namespace = {"may": np.may_share_memory, "shares": np.shares_memory}
+    exec(compile("\n".join(lines), "<llad hot path>", "exec"), namespace)
+    return namespace["unpack"]
 
 
 def _autodiff_slow(mode: Mode, f, args, key):
