@@ -110,7 +110,7 @@ def build_derivative(f, plan: Plan) -> Derivative:
         dup_ptrs.add("retptr")
     discarded = frozenset() if plan.ret_activity != CONST else frozenset(["retptr"])
     cfg = analyse_cfg(fn, location)
-    forward_spilled_pointers(fn, cfg.dominates)
+    forward_spilled_pointers(fn, cfg.dominates, cfg.idom)
     act = analyse_activity(fn, active_params, dup_ptrs, const_ptrs, location, discarded)
 
     header = _signature(fname, primal, plan, fn)

@@ -52,7 +52,7 @@ def _base_alloca(fn: Function, name: str) -> str | None:
     return None
 
 
-def forward_spilled_pointers(fn: Function, dominates) -> int:
+def forward_spilled_pointers(fn: Function, dominates, idom: dict) -> int:
     """Rewrite uses of `load ptr` from single-store stack slots; returns how many loads were forwarded."""
     stores: dict[tuple, list[Instruction]] = {}
     unknown_writes: set[str] = set()          # allocas written at addresses llad cannot pin down
@@ -84,17 +84,76 @@ def forward_spilled_pointers(fn: Function, dominates) -> int:
             if ins.opcode != "load" or ins.type != "ptr" or not ins.operands[0].is_local:
                 continue
             addr = _slot_address(fn, ins.operands[0].name)
-            if addr is None or addr[0] in unknown_writes or len(stores.get(addr, ())) != 1:
+            if addr is None:
                 continue
-            if any(lo < addr[1] + 8 and addr[1] < hi for lo, hi in cleared.get(addr[0], ())):
-                continue
-            st = stores[addr][0]
-            if st.operands[0].type != "ptr" or not _before(st, ins, dominates):
-                continue
-            replace[ins.result] = st.operands[0]
+            value = _stored_just_before(fn, ins, addr, idom)
+            if value is None and addr[0] not in unknown_writes and len(stores.get(addr, ())) == 1 and not any(
+                    lo < addr[1] + 8 and addr[1] < hi for lo, hi in cleared.get(addr[0], ())):
+                st = stores[addr][0]
+                if st.operands[0].type == "ptr" and _before(st, ins, dominates):
+                    value = st.operands[0]
+            if value is not None:
+                replace[ins.result] = value
     if replace:
         _rewrite_uses(fn, replace)
     return len(replace)
+
+
+def _stored_just_before(fn: Function, load: Instruction, addr: tuple, idom: dict) -> Operand | None:
+    """The pointer the slot holds at `load`: the last write before it, looking back through its block
+    and up the dominator tree (checking that no block in between can write the slot), when that write
+    is a plain store of a pointer to exactly this slot."""
+    block = load.block
+    earlier = block.instructions[:block.instructions.index(load)]
+    for _ in range(64):
+        for ins in reversed(earlier):
+            verdict = _write_to_slot(fn, ins, addr)
+            if verdict is not None:
+                return verdict if isinstance(verdict, Operand) else None
+        up = idom.get(block.name)
+        if up is None or any(_writes_slot(fn, fn.block_map[b], addr) for b in _between(fn, up, block.name)):
+            return None
+        block = fn.block_map[up]
+        earlier = block.instructions
+    return None
+
+
+def _write_to_slot(fn: Function, ins: Instruction, addr: tuple):
+    """The stored pointer when ins stores one to exactly `addr`; True when ins may write the slot
+    otherwise; None when it cannot write the slot."""
+    if ins.opcode == "store" and ins.operands[1].is_local:
+        if _slot_address(fn, ins.operands[1].name) == addr:
+            return ins.operands[0] if ins.operands[0].type == "ptr" else True
+        if _base_alloca(fn, ins.operands[1].name) == addr[0]:
+            return True
+    elif ins.opcode == "call" and _may_write_slot(fn, ins, addr[0]):
+        return True
+    return None
+
+
+def _writes_slot(fn: Function, block, addr: tuple) -> bool:
+    return any(_write_to_slot(fn, ins, addr) is not None for ins in block.instructions)
+
+
+def _between(fn: Function, top: str, bottom: str) -> set[str]:
+    """Blocks on paths from `top` to `bottom`, both excluded (top dominates bottom)."""
+    seen, work = set(), list(fn.block_map[bottom].preds)
+    while work:
+        b = work.pop()
+        if b == top or b in seen or b == bottom:
+            continue
+        seen.add(b)
+        work.extend(fn.block_map[b].preds)
+    return seen
+
+
+def _may_write_slot(fn: Function, call: Instruction, slot: str) -> bool:
+    if call.callee.startswith(("llvm.lifetime.", "NRT_incref", "NRT_decref")):
+        return False
+    written = call.operands
+    if call.callee == "numba_attempt_nocopy_reshape":     # (nd, dims, strides, newnd, newdims, newstrides, ...)
+        written = call.operands[5:6]
+    return any(o.is_local and _base_alloca(fn, o.name) == slot for o in written)
 
 
 def _before(first: Instruction, second: Instruction, dominates) -> bool:
