@@ -248,10 +248,9 @@ def _check_arity(dispatcher, n: int) -> None:
     params = list(sig.parameters.values())
     if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
         return
-    required = sum(1 for p in params if p.default is p.empty)
-    if not required <= n <= len(params):
+    if n != len(params):
         raise TypeError(f"llad.autodiff: {dispatcher.py_func.__name__} takes {len(params)} arguments, "
-                        f"{n} were annotated")
+                        f"{n} were annotated (pass every argument, defaults included)")
 
 
 def _default_return(dispatcher, argtypes, mode: Mode) -> str:
@@ -284,8 +283,9 @@ def _arg_key(a):
         return None
     if cls is Active:
         return (Active, type(a.val))
-    if cls is Const:
-        a = a.val
+    if cls is Const:                       # Const(v) and a bare v unpack differently: distinct keys
+        inner = _arg_key(a.val)
+        return None if inner is None else (Const, inner)
     t = type(a)
     if t is np.ndarray:
         return (t, a.dtype.char, a.ndim, a.flags.num & 0x403)

@@ -122,6 +122,9 @@ _compile_lock = threading.RLock()
 
 def as_dispatcher(f):
     if isinstance(f, numba.core.registry.CPUDispatcher):
+        if f.targetoptions.get("forceobj"):
+            raise DifferentiationError("an object-mode function (forceobj=True)", _py_location(f.py_func),
+                                       "llad differentiates nopython code only; compile it with numba.njit")
         if f.targetoptions.get("parallel"):
             raise DifferentiationError(
                 "parallel=True",
@@ -159,6 +162,10 @@ def compile_primal(dispatcher, argtypes: tuple):
             raise TypeError(
                 f"llad.autodiff: Numba cannot compile {dispatcher.py_func.__name__}"
                 f"{tuple(str(t) for t in argtypes)}: {head}\n{exc}") from None
+    if cres.objectmode:
+        raise DifferentiationError(
+            "an object-mode function", _py_location(dispatcher.py_func),
+            "llad differentiates nopython code only; make the function compile with numba.njit")
     return cres
 
 

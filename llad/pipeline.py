@@ -17,11 +17,14 @@ from numba.core.registry import cpu_target
 from . import frontend, jit, runtime_ir
 from .analysis.activity import analyse_activity
 from .analysis.cfg import analyse_cfg
+from .errors import DifferentiationError
 from .forward import forward_function_body
 from .ir.forwarding import forward_spilled_pointers
 from .ir.model import Function, Instruction
 from .ir.parser import check_supported, parse_function
 from .shadow import RUNTIME_DECLARATIONS
+
+_UNSUPPORTED_RETURNS = (types.Generator, types.PyObject, types.Opaque)
 
 # activity tags used in a Plan
 CONST, ACTIVE, DUP = "const", "active", "dup"
@@ -92,6 +95,10 @@ def build_derivative(f, plan: Plan) -> Derivative:
     fn = parse_function(primal.text, primal.entry_name)
     check_supported(fn, location)
     ret = primal.return_type
+    if isinstance(ret, _UNSUPPORTED_RETURNS) and ret is not types.none:
+        raise DifferentiationError(f"a function returning {ret}", location(),
+                                   "generators and Python objects cannot be differentiated; return the "
+                                   "values, or write them into an output array")
     if plan.ret_activity != CONST and not (isinstance(ret, types.Float)):
         raise TypeError(f"llad.autodiff: return activity {plan.ret_activity!r} needs a float result, but "
                         f"{primal.dispatcher.py_func.__name__} returns {ret}; use Const")

@@ -92,7 +92,35 @@ def analyse_activity(fn: Function, active_params: set[str], active_pointer_param
     act.allocations = {r[1] for r in active_roots if r[0] == "alloc"}
     if active_roots:
         _refuse_untracked_float_memory(fn, act, location)
+        _refuse_escaping_shadowed_pointers(fn, act, location)
     return act
+
+
+def _refuse_escaping_shadowed_pointers(fn: Function, act: Activity, location) -> None:
+    """A pointer into memory with a derivative, stored in a stack slot that a call receives (Numba
+    boxing an array for `objmode`, a foreign function): the callee may read or write the array, and
+    no derivative follows it."""
+    from ..ir.forwarding import SLOT_READERS, base_alloca
+    holders = set()
+    for b in fn.blocks:
+        for ins in b.instructions:
+            if ins.opcode == "store" and ins.operands[0].is_local and ins.operands[0].name in act.pointers \
+                    and ins.operands[1].is_local:
+                slot = base_alloca(fn, ins.operands[1].name)
+                if slot is not None:
+                    holders.add(slot)
+    if not holders:
+        return
+    for b in fn.blocks:
+        for ins in b.instructions:
+            if ins.opcode != "call" or ins.callee.startswith(SLOT_READERS + ("llvm.memset.",)):
+                continue
+            if any(o.is_local and base_alloca(fn, o.name) in holders for o in ins.operands):
+                raise NoRuleError(
+                    f"call to `{ins.callee}`", location(ins),
+                    "it receives an array that carries a derivative (boxed for object mode or passed to a "
+                    "foreign function), which llad cannot follow; keep object-mode blocks and foreign calls "
+                    "away from differentiated arrays, or mark the array Const")
 
 
 def _refuse_untracked_float_memory(fn: Function, act: Activity, location) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from .model import LOCAL_REF, Function, Instruction, Operand
 
 # helpers that receive pointers into a slot but never write pointers into it
-_SLOT_READERS = ("numba_attempt_nocopy_reshape", "llvm.lifetime.", "NRT_incref", "NRT_decref")
+SLOT_READERS = ("numba_attempt_nocopy_reshape", "llvm.lifetime.", "NRT_incref", "NRT_decref")
 _SIZES = {"i8": 1, "i16": 2, "i32": 4, "i64": 8, "ptr": 8, "double": 8, "float": 4}
 
 
@@ -36,7 +36,7 @@ def _slot_address(fn: Function, name: str) -> tuple[str, int] | None:
         name = ins.operands[0].name
 
 
-def _base_alloca(fn: Function, name: str) -> str | None:
+def base_alloca(fn: Function, name: str) -> str | None:
     """The alloca an address points into, at any offset."""
     seen = 0
     while seen < 64:
@@ -70,12 +70,12 @@ def forward_spilled_pointers(fn: Function, dominates, idom: dict) -> int:
                 if addr is not None:
                     stores.setdefault(addr, []).append(ins)
                 else:
-                    base = _base_alloca(fn, ins.operands[1].name)
+                    base = base_alloca(fn, ins.operands[1].name)
                     if base is not None:
                         unknown_writes.add(base)
-            elif ins.opcode == "call" and not ins.callee.startswith(_SLOT_READERS):
+            elif ins.opcode == "call" and not ins.callee.startswith(SLOT_READERS):
                 for o in ins.operands:
-                    base = _base_alloca(fn, o.name) if o.is_local else None
+                    base = base_alloca(fn, o.name) if o.is_local else None
                     if base is not None:
                         unknown_writes.add(base)
     replace: dict[str, Operand] = {}
@@ -124,7 +124,7 @@ def _write_to_slot(fn: Function, ins: Instruction, addr: tuple):
     if ins.opcode == "store" and ins.operands[1].is_local:
         if _slot_address(fn, ins.operands[1].name) == addr:
             return ins.operands[0] if ins.operands[0].type == "ptr" else True
-        if _base_alloca(fn, ins.operands[1].name) == addr[0]:
+        if base_alloca(fn, ins.operands[1].name) == addr[0]:
             return True
     elif ins.opcode == "call" and _may_write_slot(fn, ins, addr[0]):
         return True
@@ -153,7 +153,7 @@ def _may_write_slot(fn: Function, call: Instruction, slot: str) -> bool:
     written = call.operands
     if call.callee == "numba_attempt_nocopy_reshape":     # (nd, dims, strides, newnd, newdims, newstrides, ...)
         written = call.operands[5:6]
-    return any(o.is_local and _base_alloca(fn, o.name) == slot for o in written)
+    return any(o.is_local and base_alloca(fn, o.name) == slot for o in written)
 
 
 def _before(first: Instruction, second: Instruction, dominates) -> bool:
