@@ -200,8 +200,11 @@ _dispatchers: dict = {}
 def _dispatcher_for(f):
     d = _dispatchers.get(id(f))
     if d is None or d[0] is not f:
-        d = (f, frontend.as_dispatcher(f))
-        _dispatchers[id(f)] = d
+        with _cache_lock:                  # one dispatcher per plain function, even across threads
+            d = _dispatchers.get(id(f))
+            if d is None or d[0] is not f:
+                d = (f, frontend.as_dispatcher(f))
+                _dispatchers[id(f)] = d
     return d[1]
 
 
