@@ -14,7 +14,7 @@ from .errors import UnsupportedInstructionError
 from .ir.builder import Namer, fconst
 from .ir.model import Function, Instruction, Operand, is_float, ref
 from .rules import DERIVATIVE_FMF, FLOAT_CASTS, NEG_ONE, ONE, RULES, MathBuilder, PrimalValues, rule_name_for_call
-from .shadow import gep_text, memset_call, shadow_name, shadow_of
+from .shadow import gep_text, guarded, memset_call, shadow_name, shadow_of
 
 
 def tangent_name(name: str, j: int) -> str:
@@ -60,7 +60,12 @@ class ForwardGenerator:
         return fconst(op.type, 0.0)
 
     def shadow(self, op: Operand, j: int, ins: Instruction) -> str:
-        return shadow_of(op, self.act.pointers, j, ins, self.location)
+        return shadow_of(op, self.act, j, ins, self.location)
+
+    def memory_shadow(self, op: Operand, j: int, ins: Instruction, for_write: bool) -> str:
+        """The shadow to load from / store to: a stand-in when it may be null (mixed memory)."""
+        s = self.shadow(op, j, ins)
+        return guarded(self.b, s, for_write) if op.is_local and op.name in self.act.maybe_null else s
 
     def is_active(self, ins: Instruction) -> bool:
         return ins.result is not None and (ins.result in self.act.values or ins.result in self.act.pointers)
@@ -140,14 +145,22 @@ class ForwardGenerator:
                             f"{self.tangent(a, j)}, {ins.type} {self.tangent(c, j)}")
 
     def visit_gep(self, ins: Instruction) -> None:
+        base_op = ins.operands[0]
         for j in range(self.k):
-            base = self.shadow(ins.operands[0], j, ins)
-            self.b.emit(f"{shadow_name(ins.result, j)} = {gep_text(ins, base)}")
+            base = self.shadow(base_op, j, ins)
+            if base_op.is_local and base_op.name in self.act.maybe_null:
+                # an offset from a null shadow must stay null, or the null test downstream misses it
+                g = self.b.namer.fresh()
+                self.b.emit(f"{g} = {gep_text(ins, base)}")
+                is_null = self.b.icmp("eq", "ptr", base, "null")
+                self.b.emit(f"{shadow_name(ins.result, j)} = select i1 {is_null}, ptr null, ptr {g}")
+            else:
+                self.b.emit(f"{shadow_name(ins.result, j)} = {gep_text(ins, base)}")
 
     def visit_load(self, ins: Instruction) -> None:
         vec = "poison"
         for j in range(self.k):
-            ptr = self.shadow(ins.operands[0], j, ins)
+            ptr = self.memory_shadow(ins.operands[0], j, ins, False)
             if not self.vector:
                 self.b.emit(f"{tangent_name(ins.result, j)} = load {ins.type}, ptr {ptr}")
                 continue
@@ -166,7 +179,7 @@ class ForwardGenerator:
                 self.b.emit(f"{lane} = extractelement {self.vty(val.type)} {self.vtangent(val)}, i32 {j}")
             else:
                 lane = self.tangent(val, j)
-            self.b.emit(f"store {val.type} {lane}, ptr {self.shadow(ptr, j, ins)}")
+            self.b.emit(f"store {val.type} {lane}, ptr {self.memory_shadow(ptr, j, ins, True)}")
 
     def visit_call(self, ins: Instruction) -> None:
         callee = ins.callee
@@ -177,6 +190,9 @@ class ForwardGenerator:
             if ins.result in self.act.pointers:
                 for j in range(self.k):
                     mi = self.shadow(ins.operands[0], j, ins)
+                    if ins.operands[0].is_local and ins.operands[0].name in self.act.maybe_null:
+                        # a null meminfo shadow reads the data pointer (null) of a zeroed stand-in
+                        mi = self.b.select(self.b.icmp("eq", "ptr", mi, "null"), "ptr", "@llad.nomi", mi)
                     self.b.emit(f"{shadow_name(ins.result, j)} = call ptr @NRT_MemInfo_data_fast(ptr {mi})")
         elif callee in ("NRT_decref", "NRT_incref"):
             op = ins.operands[0]

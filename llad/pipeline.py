@@ -22,7 +22,7 @@ from .forward import forward_function_body
 from .ir.forwarding import forward_spilled_pointers
 from .ir.model import Function, Instruction
 from .ir.parser import check_supported, parse_function
-from .shadow import RUNTIME_DECLARATIONS
+from .shadow import RUNTIME_DECLARATIONS, SHADOW_GLOBALS
 
 _UNSUPPORTED_RETURNS = (types.Generator, types.PyObject, types.Opaque)
 
@@ -202,7 +202,7 @@ def _q(name: str) -> str:
 
 def _module_text(primal, fn: Function, header: str, prologue: list[str], body: list[str], decls: dict) -> str:
     lines = [ln for ln in primal.text.splitlines() if ln.startswith(("target datalayout", "target triple"))]
-    lines += fn.globals_text
+    lines += fn.globals_text + SHADOW_GLOBALS
     declared = dict(fn.declarations)
     definitions, needed = runtime_ir.definitions_used(body)
     for name, d in {**RUNTIME_DECLARATIONS, **decls, **needed}.items():

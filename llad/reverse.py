@@ -28,7 +28,7 @@ from .forward import ForwardGenerator
 from .ir.builder import Namer, fconst, is_const_zero
 from .ir.model import Block, Function, Instruction, Operand, is_float, ref
 from .rules import DERIVATIVE_FMF, FLOAT_CASTS, NEG_ONE, ONE, RULES, MathBuilder, PrimalValues, rule_name_for_call
-from .shadow import gep_text, memset_call, shadow_name
+from .shadow import gep_text, guarded, memset_call, shadow_name, shadow_of
 from .tape import RECOMPUTABLE, RESERVE_IR, Tape
 
 ACTIVE = "active"
@@ -164,12 +164,16 @@ class ReverseGenerator:
         self.b.emit(f"{r} = {text}")
         return r
 
+    def memory_shadow(self, op: Operand, for_write: bool) -> str:
+        """The shadow to read or write: a stand-in when it may be null (mixed memory)."""
+        s = self.need_shadow(op)
+        return guarded(self.b, s, for_write) if op.is_local and op.name in self.act.maybe_null else s
+
     def need_shadow(self, op: Operand) -> str:
         if op.text in ("null", "undef", "poison"):
             return op.text
         if not (op.is_local and op.name in self.act.pointers):
-            raise UnsupportedInstructionError(f"pointer {op.text}", self.location(),
-                                              "it mixes memory with and without a derivative")
+            return shadow_of(op, self.act, 0, self.fn.defs.get(op.name), self.location)
         key = "s0." + op.name
         if key in self.avail:
             return self.avail[key]
@@ -177,15 +181,21 @@ class ReverseGenerator:
         if ins is None:
             v = shadow_name(op.name)
         elif ins.opcode == "getelementptr":
+            base = self.need_shadow(ins.operands[0])
             r = self.b.namer.fresh()
-            self.b.emit(f"{r} = {gep_text(ins, self.need_shadow(ins.operands[0]), self.need)}")
+            self.b.emit(f"{r} = {gep_text(ins, base, self.need)}")
             v = r
+            if ins.operands[0].is_local and ins.operands[0].name in self.act.maybe_null:
+                v = self.b.select(self.b.icmp("eq", "ptr", base, "null"), "ptr", "null", r)
         elif ins.opcode == "select":
             v = self.b.select(self.need(ins.operands[0]), "ptr", self.need_shadow(ins.operands[1]),
                               self.need_shadow(ins.operands[2]))
         elif ins.opcode == "call" and ins.callee == "NRT_MemInfo_data_fast":
             # NRT_MemInfo_data_fast(mi) is the field at byte 24 of the MemInfo, fixed once allocated
-            field = self.b.gep("i8", self.need_shadow(ins.operands[0]), [("i64", "24")])
+            mi = self.need_shadow(ins.operands[0])
+            if ins.operands[0].is_local and ins.operands[0].name in self.act.maybe_null:
+                mi = self.b.select(self.b.icmp("eq", "ptr", mi, "null"), "ptr", "@llad.nomi", mi)
+            field = self.b.gep("i8", mi, [("i64", "24")])
             v = self.b.load("ptr", field, invariant=True)
         else:                                               # pointer phis, allocations: taped
             v = self.tape.load(self.b, key, "ptr", ins.block.name, self.block.name)
@@ -300,15 +310,14 @@ class ReverseGenerator:
     def visit_load(self, ins: Instruction) -> None:
         adj = self.take_adjoint(ins)
         if not is_const_zero(adj):
-            self.b.accumulate(ins.type, self.need_shadow(ins.operands[0]), adj)
+            self.b.accumulate(ins.type, self.memory_shadow(ins.operands[0], True), adj)
 
     def visit_store(self, ins: Instruction) -> None:
         val, ptr = ins.operands
         if not (ptr.is_local and ptr.name in self.act.pointers) or not is_float(val.type):
             return
-        sp = self.need_shadow(ptr)
-        adj = self.b.load(val.type, sp)
-        self.b.store(val.type, fconst(val.type, 0.0), sp)
+        adj = self.b.load(val.type, self.memory_shadow(ptr, False))
+        self.b.store(val.type, fconst(val.type, 0.0), self.memory_shadow(ptr, True))
         self.add_adjoint(val, adj)
 
     def visit_call(self, ins: Instruction) -> None:

@@ -17,16 +17,33 @@ def shadow_name(name: str, j: int = 0) -> str:
     return ref(f"s{j}.{name}")
 
 
-def shadow_of(op: Operand, active_pointers: set[str], j: int, ins: Instruction, location) -> str:
-    """The shadow of a pointer operand; a pointer without a shadow where one is needed is an error."""
+def shadow_of(op: Operand, act, j: int, ins: Instruction, location) -> str:
+    """The shadow of a pointer operand.  Memory without a derivative (a Const array, an inactive
+    allocation) that meets memory with one (a select or phi of pointers) has the null shadow: loads
+    through it read zero and stores go nowhere (see `guarded`).  A pointer of unknown origin is an error."""
     if op.text in NULL_POINTERS:
         return op.text
-    if op.is_local and op.name in active_pointers:
+    if op.is_local and op.name in act.pointers:
         return shadow_name(op.name, j)
+    roots = act.roots.get(op.name, frozenset()) if op.is_local else frozenset([("global", op.text)])
+    if roots and not any(kind == "other" for kind, _ in roots):
+        return "null"
     raise UnsupportedInstructionError(
         f"`{ins.text}`", location(ins),
-        f"it mixes memory with a derivative and memory without one ({op.text}); annotate every array "
+        f"it mixes memory with a derivative and memory of unknown origin ({op.text}); annotate every array "
         "that flows here Duplicated")
+
+
+# Stand-ins for a null shadow: reads come from ZERO (never written), writes go to SINK (never read).
+SHADOW_GLOBALS = ['@llad.zero = internal constant [4 x i64] zeroinitializer',
+                  '@llad.sink = internal global [4 x i64] zeroinitializer',
+                  '@llad.nomi = internal global [8 x i64] zeroinitializer']
+
+
+def guarded(b, shadow: str, for_write: bool) -> str:
+    """`shadow`, or the stand-in global when it is null."""
+    is_null = b.icmp("eq", "ptr", shadow, "null")
+    return b.select(is_null, "ptr", "@llad.sink" if for_write else "@llad.zero", shadow)
 
 
 def gep_text(ins: Instruction, base: str, rename=lambda op: op.text) -> str:

@@ -161,3 +161,24 @@ def test_aliasing_a_written_array_falls_back_to_keeping_loads():
     # x and y are the same memory: x[i] is read after y[i] doubled it
     llad.autodiff(llad.Reverse, f, llad.Duplicated(buf, g), llad.Const(buf))
     np.testing.assert_allclose(g, 2 * np.array([2.0, 4.0, 6.0]))
+
+
+def test_select_between_duplicated_and_const_arrays():
+    """LLVM merges `x[i] if c else w[i]` into one load through a select of pointers: the Const array's
+    side has a null shadow (tangent 0, adjoint dropped)."""
+    @numba.njit
+    def pick(x, w, c):
+        s = 0.0
+        for i in range(x.shape[0]):
+            t = x[i] if c[i] > 0.5 else w[i]
+            s += t * t
+        return s
+
+    rng = np.random.default_rng(5)
+    x, w, c = rng.random(8), rng.random(8), rng.random(8)
+    g = np.zeros(8)
+    llad.autodiff(llad.Reverse, pick, llad.Duplicated(x, g), w, c)
+    np.testing.assert_allclose(g, np.where(c > 0.5, 2 * x, 0.0), rtol=1e-14)
+    v = rng.random(8)
+    (t,) = llad.autodiff(llad.Forward, pick, llad.Duplicated(x, v), w, c)
+    assert t == pytest.approx(float(g @ v), rel=1e-12)

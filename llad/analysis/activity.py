@@ -26,6 +26,7 @@ class Activity:
     pointers: set[str] = field(default_factory=set)      # pointers with a shadow
     allocations: set[str] = field(default_factory=set)   # meminfo values of active allocations
     roots: dict[str, frozenset] = field(default_factory=dict)   # pointer -> its roots
+    maybe_null: set[str] = field(default_factory=set)     # pointers whose shadow may be null (mixed memory)
 
     def is_active(self, name: str) -> bool:
         return name in self.values or name in self.pointers
@@ -90,6 +91,7 @@ def analyse_activity(fn: Function, active_params: set[str], active_pointer_param
         if (len(act.values), len(act.pointers), len(active_roots)) == before:
             break
     act.allocations = {r[1] for r in active_roots if r[0] == "alloc"}
+    act.maybe_null = {n for n in act.pointers if act.roots[n] - active_roots}
     if active_roots:
         _refuse_untracked_float_memory(fn, act, location)
         _refuse_escaping_shadowed_pointers(fn, act, location)
