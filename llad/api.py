@@ -189,7 +189,8 @@ def _get_derivative(dispatcher, plan: Plan):
         d = _cache.get(key)
         if d is None:
             d = build_derivative(dispatcher, plan)
-            compile_count["n"] += 1
+            with _cache_lock:
+                compile_count["n"] += 1
             _cache[key] = d
     return d
 
@@ -253,7 +254,7 @@ def _check_arity(dispatcher, n: int) -> None:
         return
     if n != len(params):
         raise TypeError(f"llad.autodiff: {dispatcher.py_func.__name__} takes {len(params)} arguments, "
-                        f"{n} were annotated (pass every argument, defaults included)")
+                        f"{n} {'was' if n == 1 else 'were'} annotated (pass every argument, defaults included)")
 
 
 def _default_return(dispatcher, argtypes, mode: Mode) -> str:

@@ -145,7 +145,21 @@ def _py_location(fn) -> str:
     code = getattr(fn, "__code__", None)
     if code is None:
         return "<unknown>"
-    return f"{code.co_filename}:{code.co_firstlineno}"
+    return f"{code.co_filename}:{_def_line(fn)}"
+
+
+def _def_line(fn) -> int:
+    """The line of the `def` itself (co_firstlineno is the first decorator's)."""
+    import inspect
+    code = fn.__code__
+    try:
+        lines, start = inspect.getsourcelines(fn)
+    except (OSError, TypeError):
+        return code.co_firstlineno
+    for offset, text in enumerate(lines):
+        if text.lstrip().startswith(("def ", "async def ")) or "lambda" in text:
+            return start + offset
+    return code.co_firstlineno
 
 
 def compile_primal(dispatcher, argtypes: tuple):
@@ -294,6 +308,7 @@ def build_primal(f, argtypes: tuple) -> PrimalModule:
         pre_ad_pipeline(module, entry)
     fn_ref = module.get_function(entry)
     code = dispatcher.py_func.__code__
+    def_line = _def_line(dispatcher.py_func)
     for w in notes:
         warnings.warn(w, stacklevel=3)
     return PrimalModule(
@@ -307,7 +322,7 @@ def build_primal(f, argtypes: tuple) -> PrimalModule:
         fndesc=cres.fndesc,
         compile_seconds=time.perf_counter() - t1 + (t1 - t0),
         python_file=code.co_filename,
-        python_line=code.co_firstlineno,
+        python_line=def_line,
         warnings=notes,
         calls=_typed_calls(cres),
     )

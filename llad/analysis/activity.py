@@ -170,7 +170,7 @@ def _visit(fn, ins: Instruction, act: Activity, active_roots: set, const_ptrs: s
         return
     if ins.result is None or not is_float(ins.type):
         if op == "call":
-            _check_call(ins, act, location)
+            _check_call(fn, ins, act, location)
         elif op not in _ENDS_A_DERIVATIVE and any(_operand_active(act, o) for o in ins.operands):
             # e.g. a bitcast of a float to an integer: its derivative would silently vanish
             raise UnsupportedInstructionError(
@@ -189,7 +189,7 @@ def _visit(fn, ins: Instruction, act: Activity, active_roots: set, const_ptrs: s
             act.values.add(ins.result)
         return
     if op == "call":
-        _check_call(ins, act, location)
+        _check_call(fn, ins, act, location)
         if any(_operand_active(act, o) for o in ins.operands):
             act.values.add(ins.result)
 
@@ -198,7 +198,7 @@ def _visit(fn, ins: Instruction, act: Activity, active_roots: set, const_ptrs: s
 _ENDS_A_DERIVATIVE = {"fcmp", "fptosi", "fptoui", "store", "ret", "br", "switch", "phi", "select"}
 
 
-def _check_call(ins: Instruction, act: Activity, location) -> None:
+def _check_call(fn: Function, ins: Instruction, act: Activity, location) -> None:
     callee = ins.callee
     if is_inactive_call(callee) or callee.startswith(ALLOC_CALLS) or callee == "NRT_MemInfo_data_fast" \
             or callee.startswith(MEMORY_INTRINSICS):
@@ -212,6 +212,11 @@ def _check_call(ins: Instruction, act: Activity, location) -> None:
                 "an indirect call (a recursive @njit function, or a ctypes/cffi function pointer)", location(ins),
                 "llad differentiates calls by inlining them, which recursion and foreign function pointers "
                 "prevent; rewrite the recursion as a loop, or keep the call's arguments Const")
+        if callee in fn.defined or callee.startswith("_ZN"):
+            from ..frontend import callee_keyword
+            raise NoRuleError(
+                f"a call to `{callee_keyword(callee) or callee}` that llad could not inline (recursion?)",
+                location(ins), "llad differentiates calls by inlining them; rewrite the recursion as a loop")
         raise NoRuleError(f"call to `{callee}`", location(ins),
                           "llad has no derivative rule for it; mark the arguments that reach it Const, or add a "
                           "rule to llad.rules")

@@ -1,0 +1,147 @@
+"""Property-based fuzzing of llad (quick profile, for CI).
+
+`fuzz.grammar.kernels()` generates random Numba kernels; `fuzz.check.check_kernel` checks llad's reverse
+gradient against its forward mode (dot-product test) and both against central finite differences.  The
+quick profile checks LLAD_FUZZ_N kernels (default 200), small ones, derandomized so that CI sees the same
+kernels every run; `python tools/fuzz.py --n 2000` is the long profile (random, bigger kernels).
+
+Every file in tests/fuzz/regressions/ is a kernel a fuzz run found failing; it is checked here too
+(strict xfail while its module sets XFAIL).  A quick-profile kernel that runs into an open bug listed in
+fuzz.check.KNOWN_BUGS (each pinned by a regression file) counts as "known-bug", not as a failure.
+"""
+from __future__ import annotations
+
+import collections
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+from fuzz.check import FAIL, KNOWN_BUG, REGRESSION_DIR, check_kernel, load_regression
+from fuzz.grammar import kernels
+from hypothesis import HealthCheck, Phase, given, settings
+
+QUICK_N = int(os.environ.get("LLAD_FUZZ_N", "200"))
+QUICK = dict(max_statements=3, max_depth=2)
+
+_seen = collections.Counter()
+
+
+@settings(max_examples=QUICK_N, deadline=None, derandomize=True, database=None, phases=[Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
+                                 HealthCheck.large_base_example])
+@given(kernels(**QUICK))
+def _quick_profile(kernel):
+    outcome = check_kernel(kernel)
+    _seen[outcome.status] += 1
+    assert outcome.status != FAIL, outcome.report()
+
+
+def test_fuzz_quick():
+    _seen.clear()
+    _quick_profile()
+    total = sum(_seen.values())
+    print(f"quick profile: {total} kernels: {dict(_seen)}")
+    assert total >= QUICK_N
+    assert _seen["ok"] >= 0.8 * total, f"too few kernels fully checked: {dict(_seen)}"
+
+
+def test_grammar_covers_every_feature():
+    """The strategy reaches every construct it is meant to (generation only, no compilation)."""
+    from hypothesis import strategies as st
+    seen = set()
+
+    @settings(max_examples=400, deadline=None, derandomize=True, database=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(st.data())
+    def draw(data):
+        seen.update(data.draw(kernels(**QUICK)).features)
+
+    draw()
+    expected = {"A", "scalar-a", "int-to-float", "div", "div-raw", "sin", "cos", "tanh", "atan", "exp", "log",
+                "sqrt", "powi", "abs", "minmax", "helper", "array-helper", "product", "write", "write-x",
+                "branch", "loop", "nested-loop", "while", "early-return", "w-dup", "w-const", "A-dup",
+                "a-active", "alloc", "x-strided", "A-fortran", "break", "continue", "return-in-block"}
+    assert expected <= seen, f"never generated: {sorted(expected - seen)}"
+
+
+_SELF_TEST_SOURCE = """import math
+
+import numba
+
+
+@numba.njit
+def kern(x, w, A, out, a):
+    s = 0.0
+    for i0 in range(3):
+        out[i0] = math.sin(x[i0]) * w[i0] + a * A[i0, i0]
+        s += x[i0] * out[i0]
+    return s{extra}
+"""
+
+
+def test_checker_catches_wrong_derivatives(monkeypatch):
+    """The checker itself: it passes a correct kernel, and flags a wrong reverse gradient (dot-product
+    test), derivatives that agree with each other but not with the function (finite differences), and a
+    wrong primal."""
+    import numpy as np
+    from fuzz.check import load, make_inputs
+    from fuzz.grammar import Kernel
+
+    import llad
+
+    kernel = Kernel(_SELF_TEST_SOURCE.format(extra=""), 3, True, True, True, seed=5)
+    assert check_kernel(kernel).status == "ok"
+    real = llad.autodiff
+
+    def wrong_gradient(mode, f, *args):
+        res = real(mode, f, *args)
+        if mode.reverse:
+            args[0].dval[1] += 1e-6
+        return res
+
+    monkeypatch.setattr(llad, "autodiff", wrong_gradient)
+    outcome = check_kernel(kernel)
+    assert outcome.status == FAIL and "dot-product" in outcome.message, outcome.report()
+
+    # both modes differentiate g = f + 1e-4 * (x[0] - x0[0]): same value at x0, another slope
+    x0 = float(make_inputs(kernel)[0]["x"][0])
+    g = load(_SELF_TEST_SOURCE.format(extra=f" + 1e-4 * (x[0] - {x0!r})"))
+    monkeypatch.setattr(llad, "autodiff", lambda mode, f, *args: real(mode, g, *args))
+    outcome = check_kernel(kernel)
+    assert outcome.status == FAIL and "finite differences" in outcome.message, outcome.report()
+
+    def wrong_primal(mode, f, *args):
+        res = real(mode, f, *args)
+        return res[:-1] + (res[-1] * (1 + 1e-9),)
+
+    monkeypatch.setattr(llad, "autodiff", wrong_primal)
+    outcome = check_kernel(kernel)
+    assert outcome.status == FAIL and "primal differs" in outcome.message, outcome.report()
+    assert np.isfinite(x0)
+
+
+def _regressions():
+    out = []
+    for path in sorted(glob.glob(os.path.join(REGRESSION_DIR, "*.py"))):
+        kernel, xfail = load_regression(path)
+        marks = [pytest.mark.xfail(strict=True, reason=xfail)] if xfail else []
+        out.append(pytest.param(kernel, id=os.path.basename(path)[:-3], marks=marks))
+    return out
+
+
+@pytest.mark.parametrize("kernel", _regressions())
+def test_fuzz_regression(kernel):
+    outcome = check_kernel(kernel)
+    assert outcome.status not in (FAIL, KNOWN_BUG), outcome.report()
+
+
+@pytest.mark.slow
+def test_fuzz_long_profile():
+    """The long profile (deselected by default: `pytest -m slow tests/test_fuzz.py`)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, os.path.join(root, "tools", "fuzz.py"), "--n", "2000", "--no-save"],
+                       capture_output=True, text=True)
+    print(r.stdout)
+    assert r.returncode == 0, r.stdout[-5000:] + r.stderr[-5000:]

@@ -1,0 +1,241 @@
+"""The fuzzer's long profile: random kernels (tests/fuzz/grammar.py) checked by tests/fuzz/check.py.
+
+    python tools/fuzz.py --n 2000                 # 2000 kernels, a random seed, a summary at the end
+    python tools/fuzz.py --n 500 --seed 7 --chunk 100 --max-statements 5 --max-depth 3 --no-library
+
+Kernels are checked in worker processes of --chunk kernels each (every compiled kernel stays in memory,
+so a worker is replaced before it grows large; a worker that crashes, e.g. a segmentation fault in
+llad's code, is reported with the kernel it was checking and the run goes on).  Every failing kernel is
+written to tests/fuzz/regressions/ (unless --no-save) with XFAIL set, so that tests/test_fuzz.py runs
+it as a strict xfail until the bug is fixed: triage it, then delete the XFAIL line.  The exit status
+is 1 when any kernel failed.
+
+    python tools/fuzz.py --reduce tests/fuzz/regressions/k_<key>.py   # shrink a failing kernel
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.join(ROOT, "tests")
+
+
+def worker(args) -> None:
+    """Check args.n kernels drawn with Hypothesis seed args.seed; one JSON line per kernel on stdout."""
+    sys.path.insert(0, TESTS)
+    import warnings
+    warnings.simplefilter("ignore")
+    from fuzz.check import FAIL, check_kernel, save_regression
+    from fuzz.grammar import kernels
+    from hypothesis import HealthCheck, Phase, given, seed, settings
+
+    import llad  # noqa: F401  (before anything is compiled: llad records Numba's IR)
+
+    saved_kinds: set = set()
+
+    @seed(args.seed)
+    @settings(max_examples=args.n, deadline=None, database=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(kernels(max_statements=args.max_statements, max_depth=args.max_depth, library=args.library))
+    def run(kernel):
+        with open(args.current, "w") as fh:          # for the parent, should this process die
+            json.dump({"source": kernel.source, "spec": kernel.spec_dict()}, fh)
+        t0 = time.perf_counter()
+        try:
+            outcome = check_kernel(kernel)
+            status, message = outcome.status, outcome.message
+        except Exception as e:                       # noqa: BLE001 - a checker error is a failure too
+            outcome, status, message = None, FAIL, f"the checker raised {type(e).__name__}: {e}"
+        rec = {"status": status, "key": kernel.key, "seconds": time.perf_counter() - t0,
+               "features": sorted(kernel.features)}
+        if status == FAIL:
+            rec["message"] = message.splitlines()[0] if message else ""
+            rec["report"] = outcome.report() if outcome else message + "\n" + kernel.source
+            kind = _kind(rec["message"])
+            if args.save and outcome is not None and kind not in saved_kinds:
+                saved_kinds.add(kind)                # one regression file per kind of failure and worker
+                rec["saved"] = _save(outcome, save_regression)
+        print(json.dumps(rec), flush=True)
+
+    run()
+
+
+def _kind(message: str) -> str:
+    """A failure's kind: its message without numbers, names of values and file paths."""
+    import re
+    return re.sub(r"[0-9]+|%[\w.]+|/\S+", "#", message)[:120]
+
+
+def _save(outcome, save_regression) -> str:
+    path = save_regression(outcome)
+    with open(path) as fh:
+        text = fh.read()
+    reason = (outcome.message.splitlines()[0] if outcome.message else "failure").replace('"', "'")
+    text = text.replace('# XFAIL = "llad bug: ..."   (set while the bug is open)',
+                        f'XFAIL = "found by tools/fuzz.py, not yet triaged: {reason}"')
+    with open(path, "w") as fh:
+        fh.write(text)
+    return os.path.relpath(path, ROOT)
+
+
+def reduce(path: str, out: str | None = None) -> int:
+    """Shrink a regression file: delete lines and whole blocks of the kernel while it still fails the
+    same way (same kind of message); writes the result next to it (…_min.py) and prints it."""
+    sys.path.insert(0, TESTS)
+    import dataclasses
+    import re
+    import warnings
+    warnings.simplefilter("ignore")
+    from fuzz.check import FAIL, check_kernel, load_regression, regression_text
+
+    import llad  # noqa: F401
+
+    kernel, _ = load_regression(path)
+    first = check_kernel(kernel)
+    if first.status != FAIL:
+        print(f"{path}: does not fail ({first.status})")
+        return 1
+    target = _kind(first.message.splitlines()[0])
+    print(f"reducing {path}: {target}", flush=True)
+
+    def fails(lines) -> bool:
+        k = dataclasses.replace(kernel, source="\n".join(lines) + "\n")
+        try:
+            compile(k.source, "<reduce>", "exec")
+        except SyntaxError:
+            return False
+        o = check_kernel(k)
+        return o.status == FAIL and _kind(o.message.splitlines()[0]) == target
+
+    lines = kernel.source.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("def kern")) + 1
+    changed = True
+    while changed:
+        changed = False
+        i = len(lines) - 1
+        while i >= start:
+            ln = lines[i]
+            if (ln.strip().startswith("return s") and ln.startswith("    return")) or \
+                    re.fullmatch(r"\s*c\d+ \+= 1", ln):    # keep the final return and while counters
+                i -= 1
+                continue
+            ind = len(ln) - len(ln.lstrip())
+            j = i + 1                                  # the line and the block it opens
+            while j < len(lines) and lines[j].strip() and len(lines[j]) - len(lines[j].lstrip()) > ind:
+                j += 1
+            for cand in (lines[:i] + lines[j:], lines[:i] + lines[i + 1:]):
+                if cand != lines and fails(cand):
+                    lines, changed = cand, True
+                    break
+            i = min(i, len(lines)) - 1
+    small = dataclasses.replace(kernel, source="\n".join(lines) + "\n")
+    outcome = check_kernel(small)
+    out = out or path[:-3] + "_min.py"
+    with open(out, "w") as fh:
+        fh.write(regression_text(outcome))
+    print(outcome.report())
+    print(f"written to {out}")
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=2000, help="number of kernels (default 2000)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the first chunk (default: random)")
+    p.add_argument("--chunk", type=int, default=200, help="kernels per worker process (default 200)")
+    p.add_argument("--max-statements", type=int, default=4)
+    p.add_argument("--max-depth", type=int, default=3)
+    p.add_argument("--no-library", dest="library", action="store_false",
+                   help="no NumPy reductions (np.sum, np.max, np.sort, ...) in the kernels")
+    p.add_argument("--no-save", dest="save", action="store_false", help="do not write regression files")
+    p.add_argument("--verbose", action="store_true", help="print every failure report in full")
+    p.add_argument("--reduce", metavar="FILE", help="shrink a failing regression file and exit")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--current", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        worker(args)
+        return 0
+    if args.reduce:
+        return reduce(args.reduce)
+
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
+    stats, features = collections.Counter(), collections.Counter()
+    failures, crashes, seconds = [], [], []
+    t0 = time.time()
+    done, c = 0, 0
+    print(f"llad fuzz: {args.n} kernels, seed {seed}, chunks of {args.chunk}, max statements "
+          f"{args.max_statements}, max depth {args.max_depth}, NumPy calls {'on' if args.library else 'off'}",
+          flush=True)
+    while done < args.n:
+        n = min(args.chunk, args.n - done)
+        with tempfile.NamedTemporaryFile("r", suffix=".json", delete=False) as cur:
+            current = cur.name
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--n", str(n), "--seed", str(seed + c),
+               "--max-statements", str(args.max_statements), "--max-depth", str(args.max_depth),
+               "--current", current] + ([] if args.save else ["--no-save"]) + ([] if args.library else ["--no-library"])
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        got = 0
+        for line in proc.stdout:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            got += 1
+            stats[rec["status"]] += 1
+            features.update(rec["features"])
+            seconds.append(rec["seconds"])
+            if rec["status"] == "fail":
+                failures.append(rec)
+                print(f"  FAIL {rec['key']}: {rec['message']}" + (f" -> {rec['saved']}" if rec.get("saved") else ""),
+                      flush=True)
+        rc = proc.wait()
+        if rc != 0:
+            try:
+                with open(current) as fh:
+                    last = json.load(fh)
+            except (OSError, json.JSONDecodeError):
+                last = {"source": "<unknown>", "spec": {}}
+            crashes.append({"rc": rc, "chunk": c, "seed": seed + c, **last})
+            print(f"  CRASH: worker exited with {rc} while checking a kernel (chunk seed {seed + c})", flush=True)
+            stats["crash"] += 1
+            got += 1                                 # count the kernel that killed it; skip the chunk's rest
+        os.unlink(current)
+        done += max(got, 1) if rc == 0 else n
+        c += 1
+        print(f"  {done}/{args.n} kernels, {time.time() - t0:.0f} s: {dict(stats)}", flush=True)
+
+    total = sum(stats.values())
+    print("\n=== llad fuzz summary ===")
+    print(f"kernels checked : {total} (seed {seed}) in {time.time() - t0:.0f} s, "
+          f"{(sum(seconds) / max(len(seconds), 1)):.2f} s per kernel")
+    for status in ("ok", "skip-fd", "raises", "skip-nonfinite", "unsupported", "known-bug", "fail", "crash"):
+        print(f"  {status:15s} {stats.get(status, 0)}")
+    print("features exercised (kernels): " + ", ".join(f"{f} {n}" for f, n in sorted(features.items())))
+    kinds = collections.Counter(_kind(rec["message"]) for rec in failures)
+    if kinds:
+        print("failures by kind:")
+        for kind, n in kinds.most_common():
+            print(f"  {n:5d}  {kind}")
+    shown = set()
+    for rec in failures:
+        kind = _kind(rec["message"])
+        if kind in shown and not args.verbose:
+            continue
+        shown.add(kind)
+        print("\n--- failure ---")
+        print(rec["report"] if args.verbose else rec["report"][:3000])
+    for cr in crashes:
+        print(f"\n--- crash (exit {cr['rc']}, chunk seed {cr['seed']}) ---\nspec: {cr['spec']}\n{cr['source']}")
+    return 1 if failures or crashes else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
