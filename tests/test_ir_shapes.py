@@ -74,8 +74,8 @@ def test_loop_that_overwrites_its_input_caches_per_iteration():
 
 def test_one_shadow_store_per_store_in_forward_mode():
     x, y = np.random.rand(4), np.zeros(4)
-    fwd = _function(llad.dump(llad.Forward, store_twice, llad.Duplicated(x, np.ones(4)), llad.Duplicated(y, np.zeros(4)),
-                              depth="deriv"))
+    fwd = _function(llad.dump(llad.Forward, store_twice, llad.Duplicated(x, np.ones(4)),
+                              llad.Duplicated(y, np.zeros(4)), depth="deriv"))
     primal_stores = re.findall(r"^\s+store double %[^,]+, ptr %(?!s0\.)\S+, align", fwd, re.M)
     shadow_stores = re.findall(r"^\s+store double %\S+, ptr %\"?s0\.", fwd, re.M)
     assert len(primal_stores) == 1 and len(shadow_stores) == 1

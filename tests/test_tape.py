@@ -28,7 +28,8 @@ def _loop_kernels():
     }
     out = {}
     for name, body in src.items():
-        code = f"def {name}(x, n):\n    {body}\n    s = 0.0\n    for i in range(x.shape[0]):\n        s += x[i]\n    return s\n"
+        code = (f"def {name}(x, n):\n    {body}\n    s = 0.0\n    for i in range(x.shape[0]):\n"
+                "        s += x[i]\n    return s\n")
         ns = {"math": math}
         exec(compile(code, f"<{name}>", "exec"), ns)
         out[name] = numba.njit(ns[name])
