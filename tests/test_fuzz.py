@@ -52,7 +52,7 @@ def test_grammar_covers_every_feature():
     from hypothesis import strategies as st
     seen = set()
 
-    @settings(max_examples=400, deadline=None, derandomize=True, database=None, phases=[Phase.generate],
+    @settings(max_examples=1500, deadline=None, derandomize=True, database=None, phases=[Phase.generate],
               suppress_health_check=list(HealthCheck))
     @given(st.data())
     def draw(data):
