@@ -264,11 +264,6 @@ def _default_return(dispatcher, argtypes, mode: Mode) -> str:
     return CONST
 
 
-def _layout(v: np.ndarray) -> str:
-    flags = v.flags
-    return "C" if flags.c_contiguous else "F" if flags.f_contiguous else "A"
-
-
 def _arg_key(a):
     """A cheap key with everything the plan depends on (no numba.typeof on the hot path)."""
     cls = type(a)
@@ -304,14 +299,13 @@ _DUP, _ACT, _CONST, _BARE, _BATCH = 0, 1, 2, 3, 4
 class _Prepared:
     """A cached derivative with what the hot path needs to call it."""
 
-    __slots__ = ("plan", "derivative", "batch", "mode", "kinds", "entry", "fast", "shape", "alias_pairs", "unpack")
+    __slots__ = ("plan", "derivative", "batch", "mode", "kinds", "entry", "shape", "alias_pairs", "unpack")
 
     def __init__(self, plan, derivative, batch, mode, args):
         self.plan, self.derivative, self.batch, self.mode = plan, derivative, batch, mode
         self.entry = derivative.entry
         self.kinds = tuple(_DUP if isinstance(a, Duplicated) else _BATCH if type(a) is BatchDuplicated
                            else _ACT if type(a) is Active else _CONST if type(a) is Const else _BARE for a in args)
-        self.fast = True
         self.shape = _result_shaper(mode, plan, derivative, batch)
         self.alias_pairs = derivative.alias_pairs
         self.unpack = _unpacker(self.kinds, plan.width)
@@ -329,7 +323,7 @@ def autodiff(mode: Mode, f, *args):
         hit = _fast.get(key)
     except TypeError:                      # an unhashable argument: take the slow path
         hit, key = None, None
-    if hit is None or not hit.fast or (hit.alias_pairs and _aliased(params, hit.alias_pairs)):
+    if hit is None or (hit.alias_pairs and _aliased(params, hit.alias_pairs)):
         return _autodiff_slow(mode, f, args, key)
     flat = hit.unpack(params)
     if flat is None:                       # a shadow with other strides, or one overlapping its array
