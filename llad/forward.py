@@ -13,8 +13,18 @@ from .analysis.activity import ALLOC_CALLS, Activity
 from .errors import UnsupportedInstructionError
 from .ir.builder import Namer, fconst
 from .ir.model import Function, Instruction, Operand, is_float, ref
-from .rules import DERIVATIVE_FMF, FLOAT_CASTS, NEG_ONE, ONE, RULES, MathBuilder, PrimalValues, rule_name_for_call
-from .shadow import gep_text, guarded, memset_call, shadow_name, shadow_of
+from .rules import (
+    DERIVATIVE_FMF,
+    FLOAT_CASTS,
+    NEG_ONE,
+    ONE,
+    RULES,
+    MathBuilder,
+    PrimalValues,
+    rule_name_for_call,
+    scaled,
+)
+from .shadow import gep_text, guarded, meminfo_or_standin, memset_call, null_preserving, shadow_name, shadow_of
 
 
 def tangent_name(name: str, j: int) -> str:
@@ -149,11 +159,9 @@ class ForwardGenerator:
         for j in range(self.k):
             base = self.shadow(base_op, j, ins)
             if base_op.is_local and base_op.name in self.act.maybe_null:
-                # an offset from a null shadow must stay null, or the null test downstream misses it
                 g = self.b.namer.fresh()
                 self.b.emit(f"{g} = {gep_text(ins, base)}")
-                is_null = self.b.icmp("eq", "ptr", base, "null")
-                self.b.emit(f"{shadow_name(ins.result, j)} = select i1 {is_null}, ptr null, ptr {g}")
+                null_preserving(self.b, base, g, shadow_name(ins.result, j))
             else:
                 self.b.emit(f"{shadow_name(ins.result, j)} = {gep_text(ins, base)}")
 
@@ -191,8 +199,7 @@ class ForwardGenerator:
                 for j in range(self.k):
                     mi = self.shadow(ins.operands[0], j, ins)
                     if ins.operands[0].is_local and ins.operands[0].name in self.act.maybe_null:
-                        # a null meminfo shadow reads the data pointer (null) of a zeroed stand-in
-                        mi = self.b.select(self.b.icmp("eq", "ptr", mi, "null"), "ptr", "@llad.nomi", mi)
+                        mi = meminfo_or_standin(self.b, mi)
                     self.b.emit(f"{shadow_name(ins.result, j)} = call ptr @NRT_MemInfo_data_fast(ptr {mi})")
         elif callee in ("NRT_decref", "NRT_incref"):
             op = ins.operands[0]
@@ -238,7 +245,7 @@ class ForwardGenerator:
                 if d is None:
                     continue
                 t = self.vtangent(ins.operands[i])
-                term = t if d == ONE else b.fneg(vt, t) if d == NEG_ONE else b.fmul(vt, self.splat(ty, d), t)
+                term = scaled(b, vt, d if d in (ONE, NEG_ONE) else self.splat(ty, d), t)
                 total = b.fadd(vt, total, term)
             minus_zero = ", ".join([f"{ty} {fconst(ty, -0.0)}"] * self.k)
             b.emit(f"{vector_tangent_name(ins.result)} = fadd {vt} {total}, <{minus_zero}>")
@@ -249,7 +256,7 @@ class ForwardGenerator:
                 if d is None:
                     continue
                 t = self.tangent(ins.operands[i], j)
-                term = t if d == ONE else b.fneg(ty, t) if d == NEG_ONE else b.fmul(ty, d, t)
+                term = scaled(b, ty, d, t)
                 total = b.fadd(ty, total, term)
             b.emit(f"{tangent_name(ins.result, j)} = fadd {ty} {total}, {fconst(ty, -0.0)}")
 

@@ -27,8 +27,18 @@ from .errors import UnsupportedInstructionError
 from .forward import ForwardGenerator
 from .ir.builder import Namer, fconst, is_const_zero
 from .ir.model import Block, Function, Instruction, Operand, is_float, ref
-from .rules import DERIVATIVE_FMF, FLOAT_CASTS, NEG_ONE, ONE, RULES, MathBuilder, PrimalValues, rule_name_for_call
-from .shadow import gep_text, guarded, memset_call, shadow_name, shadow_of
+from .rules import (
+    DERIVATIVE_FMF,
+    FLOAT_CASTS,
+    NEG_ONE,
+    ONE,
+    RULES,
+    MathBuilder,
+    PrimalValues,
+    rule_name_for_call,
+    scaled,
+)
+from .shadow import gep_text, guarded, meminfo_or_standin, memset_call, null_preserving, shadow_name, shadow_of
 from .tape import RECOMPUTABLE, RESERVE_IR, Tape
 
 ACTIVE = "active"
@@ -186,7 +196,7 @@ class ReverseGenerator:
             self.b.emit(f"{r} = {gep_text(ins, base, self.need)}")
             v = r
             if ins.operands[0].is_local and ins.operands[0].name in self.act.maybe_null:
-                v = self.b.select(self.b.icmp("eq", "ptr", base, "null"), "ptr", "null", r)
+                v = null_preserving(self.b, base, r)
         elif ins.opcode == "select":
             v = self.b.select(self.need(ins.operands[0]), "ptr", self.need_shadow(ins.operands[1]),
                               self.need_shadow(ins.operands[2]))
@@ -194,7 +204,7 @@ class ReverseGenerator:
             # NRT_MemInfo_data_fast(mi) is the field at byte 24 of the MemInfo, fixed once allocated
             mi = self.need_shadow(ins.operands[0])
             if ins.operands[0].is_local and ins.operands[0].name in self.act.maybe_null:
-                mi = self.b.select(self.b.icmp("eq", "ptr", mi, "null"), "ptr", "@llad.nomi", mi)
+                mi = meminfo_or_standin(self.b, mi)
             field = self.b.gep("i8", mi, [("i64", "24")])
             v = self.b.load("ptr", field, invariant=True)
         else:                                               # pointer phis, allocations: taped
@@ -228,22 +238,18 @@ class ReverseGenerator:
             self.tape.needs_pred_id(block.name)
         if header:
             self.tape.end_reverse_iteration(self.b, loop)
-        if entry is not None:
-            edges = [ref(f"rev.{block.name}.from.{p}") for p in preds]
-            self.b.emit(f"br i1 {first}, label {edges[0]}, label {edges[1]}")
-            for p, e in zip(preds, edges):
-                self.b.lines.append(f"{e[1:]}:")
-                self._route_phis(phi_adjoints, p)
-                self.b.emit(f"br label {rev(p)}")
-        elif not preds:
+        if not preds:
             self.b.emit("br label %llad.done")
         elif len(preds) == 1:
             self._route_phis(phi_adjoints, preds[0])
             self.b.emit(f"br label {rev(preds[0])}")
         else:
             edges = [ref(f"rev.{block.name}.from.{p}") for p in preds]
-            cases = " ".join(f"i8 {i}, label {e}" for i, e in enumerate(edges[1:], start=1))
-            self.b.emit(f"switch i8 {pid}, label {edges[0]} [ {cases} ]")
+            if entry is not None:
+                self.b.emit(f"br i1 {first}, label {edges[0]}, label {edges[1]}")
+            else:
+                cases = " ".join(f"i8 {i}, label {e}" for i, e in enumerate(edges[1:], start=1))
+                self.b.emit(f"switch i8 {pid}, label {edges[0]} [ {cases} ]")
             for p, e in zip(preds, edges):
                 self.b.lines.append(f"{e[1:]}:")
                 self._route_phis(phi_adjoints, p)
@@ -290,7 +296,7 @@ class ReverseGenerator:
             d = partial(b, ty, primal)
             if d is None:
                 continue
-            term = adj if d == ONE else b.fneg(ty, adj) if d == NEG_ONE else b.fmul(ty, d, adj)
+            term = scaled(b, ty, d, adj)
             if ins.result in self.guarded and d not in (ONE, NEG_ONE):
                 # the branch a select did not take gets a zero adjoint, and its partial may be NaN or inf
                 # there (pow of a negative, division by zero): 0 * NaN must stay 0

@@ -103,6 +103,15 @@ def defrule(names: str, *partials: Partial | None) -> None:
         RULES[name] = Rule(tuple(partials))
 
 
+def scaled(b, ty: str, partial, value: str) -> str:
+    """partial * value, where a partial of ONE / NEG_ONE costs no multiplication."""
+    if partial == ONE:
+        return value
+    if partial == NEG_ONE:
+        return b.fneg(ty, value)
+    return b.fmul(ty, partial, value)
+
+
 def _one(b, t, p):
     return ONE
 

@@ -42,8 +42,21 @@ SHADOW_GLOBALS = ['@llad.zero = internal constant [4 x i64] zeroinitializer',
 
 def guarded(b, shadow: str, for_write: bool) -> str:
     """`shadow`, or the stand-in global when it is null."""
-    is_null = b.icmp("eq", "ptr", shadow, "null")
-    return b.select(is_null, "ptr", "@llad.sink" if for_write else "@llad.zero", shadow)
+    return _unless_null(b, shadow, "@llad.sink" if for_write else "@llad.zero", shadow)
+
+
+def null_preserving(b, base: str, derived: str, name: str | None = None) -> str:
+    """`derived` (an offset from `base`), or null when `base` is: a null test downstream must still see it."""
+    return _unless_null(b, base, "null", derived, name)
+
+
+def meminfo_or_standin(b, meminfo: str) -> str:
+    """A meminfo shadow that may be null, or a zeroed stand-in whose data pointer reads as null."""
+    return _unless_null(b, meminfo, "@llad.nomi", meminfo)
+
+
+def _unless_null(b, test: str, if_null: str, otherwise: str, name: str | None = None) -> str:
+    return b.select(b.icmp("eq", "ptr", test, "null"), "ptr", if_null, otherwise, name)
 
 
 def gep_text(ins: Instruction, base: str, rename=lambda op: op.text) -> str:

@@ -81,8 +81,8 @@ class Builder:
         self.emit(f"{r} = icmp {pred} {ty} {a}, {b}")
         return r
 
-    def select(self, cond, ty, a, b):
-        r = self.namer.fresh()
+    def select(self, cond, ty, a, b, name: str | None = None):
+        r = name or self.namer.fresh()
         self.emit(f"{r} = select i1 {cond}, {ty} {a}, {ty} {b}")
         return r
 
