@@ -182,3 +182,22 @@ def test_select_between_duplicated_and_const_arrays():
     v = rng.random(8)
     (t,) = llad.autodiff(llad.Forward, pick, llad.Duplicated(x, v), w, c)
     assert t == pytest.approx(float(g @ v), rel=1e-12)
+
+
+@numba.njit(debug=True)
+def _sum_sin_debug(x, a):
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += math.sin(a * x[i]) * x[i]
+    return s
+
+
+def test_function_compiled_with_debug_info():
+    """`njit(debug=True)` leaves debug records (`#dbg_value`) in the IR: llad ignores them."""
+    x = np.linspace(0.1, 1.0, 7)
+    dx = np.zeros_like(x)
+    (grads,) = llad.autodiff(llad.Reverse, _sum_sin_debug, llad.Active, llad.Duplicated(x, dx), llad.Active(1.3))
+    np.testing.assert_allclose(dx, np.sin(1.3 * x) + 1.3 * x * np.cos(1.3 * x), rtol=1e-12)
+    np.testing.assert_allclose(grads[1], np.sum(x * x * np.cos(1.3 * x)), rtol=1e-12)
+    (t,) = llad.autodiff(llad.Forward, _sum_sin_debug, llad.Duplicated(x, np.ones_like(x)), llad.Const(1.3))
+    assert t == pytest.approx(dx.sum(), rel=1e-12)

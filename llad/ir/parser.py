@@ -272,8 +272,8 @@ def parse_function(module_text: str, name: str) -> Function:
     blocks: list[Block] = []
     pending: list[str] = []
     for lineno, raw in enumerate(lines[1:-1], start=1):
-        if not raw.strip() or raw.lstrip().startswith(";"):
-            continue
+        if not raw.strip() or raw.lstrip().startswith((";", "#dbg_")) or "@llvm.dbg." in raw:
+            continue    # comments and debug records (`njit(debug=True)`): no semantics
         if not raw.startswith(" "):
             m = _LABEL.match(raw)
             blocks.append(Block(m.group(1).strip('"')))
