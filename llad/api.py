@@ -12,6 +12,7 @@ from numba.core import types
 from numpy.lib.array_utils import byte_bounds
 
 from . import frontend
+from .analysis.layout import LayoutConflict
 from .pipeline import ACTIVE, CONST, DUP, Plan, build_derivative
 
 
@@ -171,6 +172,46 @@ def _same_layout_shadow(v: np.ndarray, dv: np.ndarray) -> np.ndarray:
     return out
 
 
+# Vector mode interleaves a BatchDuplicated argument's k shadows (analysis/layout.py) when the copy in
+# and out costs little next to what it saves: k times the array's bytes at most this much.
+INTERLEAVE_MAX_BYTES = 4 << 20
+
+
+def _interleaves(v, width: int) -> bool:
+    return width > 1 and v.nbytes * width <= INTERLEAVE_MAX_BYTES
+
+
+class _Lanes(tuple):
+    """The one shadow of an interleaved argument, `(lane0,)`, with the full `shape + (k,)` view."""
+
+    full: np.ndarray
+
+
+def _interleave(v: np.ndarray, dvs) -> np.ndarray | None:
+    """A buffer holding the k shadows side by side, element for element at k times v's own byte
+    offsets (v's strides times k, any sign); its `[..., j]` is shadow j.  None when a shadow does not
+    fit (the slow path then raises the full message)."""
+    for dv in dvs:
+        if dv.shape != v.shape or (v.size and np.may_share_memory(dv, v) and np.shares_memory(dv, v)):
+            return None
+    k, isz = len(dvs), v.itemsize
+    if v.size == 0:
+        return np.zeros(v.shape + (k,), v.dtype)
+    lo, hi = byte_bounds(v)
+    buf = np.empty((hi - lo) * k // isz, v.dtype)
+    full = np.ndarray(v.shape + (k,), v.dtype, buffer=buf, offset=(v.__array_interface__["data"][0] - lo) * k,
+                      strides=tuple(st * k for st in v.strides) + (isz,))
+    for j, dv in enumerate(dvs):
+        full[..., j] = dv
+    return full
+
+
+def _lanes(full: np.ndarray) -> _Lanes:
+    out = _Lanes((full[..., 0],))
+    out.full = full
+    return out
+
+
 # --- the cache -----------------------------------------------------------------------------------
 _cache: dict = {}
 _cache_lock = threading.Lock()
@@ -209,7 +250,7 @@ def _dispatcher_for(f):
     return d[1]
 
 
-def prepare(mode: Mode, f, args: tuple):
+def prepare(mode: Mode, f, args: tuple, interleave: bool = True):
     """Validate the call and find (or build) its derivative; nothing is written to any array."""
     if not isinstance(mode, Mode):
         raise TypeError(f"llad.autodiff: the first argument must be a mode (llad.Forward, llad.Reverse, ...), "
@@ -233,15 +274,41 @@ def prepare(mode: Mode, f, args: tuple):
         raise ValueError("llad.autodiff: every BatchDuplicated argument must have the same number of shadows")
     width = widths.pop() if widths else 1
     argtypes = tuple(_typeof(i, v) for i, (_, v, _) in enumerate(classified))
-    shadows = [tuple(_same_layout_shadow(v, dv) for dv in s) for _, v, s in classified]
+    inter = tuple(interleave and tag == DUP and not mode.reverse and _interleaves(v, width)
+                  for tag, v, _ in classified)
+    shadows = [_lanes(_interleave(v, s)) if x else tuple(_same_layout_shadow(v, dv) for dv in s)
+               for x, (_, v, s) in zip(inter, classified)]
     shadowtypes = tuple(tuple(numba.typeof(dv) for dv in s) for s in shadows)
     ret_tag = _default_return(dispatcher, argtypes, mode) if ret_activity is None else RETURN_ACTIVITIES[ret_activity]
     # with many shadows, checking per call that none overlaps another array costs more than the
     # `noalias` it buys: such calls compile the variant without it
     few_arrays = sum(len(s) for s in shadows) <= MAX_NOALIAS_SHADOWS
     plan = Plan(mode.reverse, mode.with_primal, ret_tag, tuple(t for t, _, _ in classified), argtypes,
-                shadowtypes, width, assume_noalias=few_arrays)
+                shadowtypes, width, assume_noalias=few_arrays, interleave=inter if any(inter) else ())
     return plan, dispatcher, classified, shadows
+
+
+def derivative_for(mode: Mode, f, args: tuple):
+    """`prepare`, then the derivative: the all-split variant when interleaved layouts would meet."""
+    plan, dispatcher, classified, shadows = prepare(mode, f, args)
+    try:
+        return plan, dispatcher, classified, shadows, _get_derivative(dispatcher, plan)
+    except LayoutConflict:
+        plan, dispatcher, classified, shadows = prepare(mode, f, args, interleave=False)
+        return plan, dispatcher, classified, shadows, _get_derivative(dispatcher, plan)
+
+
+def _copy_back(classified, shadows, written) -> None:
+    """Results written into temporary shadows (other strides, or interleaved) go to the caller's arrays."""
+    for i, ((_, _, given), used) in enumerate(zip(classified, shadows)):
+        if isinstance(used, _Lanes):
+            if i in written:
+                for j, dv in enumerate(given):
+                    dv[...] = used.full[..., j]
+            continue
+        for dv, tmp in zip(given, used):
+            if tmp is not dv:
+                dv[...] = tmp
 
 
 MAX_NOALIAS_SHADOWS = 8
@@ -277,7 +344,7 @@ def _arg_key(a):
     if cls is BatchDuplicated:
         v, dvs = a.val, a.dvals
         if type(v) is np.ndarray and type(dvs) is tuple and all(type(d) is np.ndarray for d in dvs):
-            return (cls, v.dtype.char, v.ndim, v.flags.num & 0x403,
+            return (cls, v.dtype.char, v.ndim, v.flags.num & 0x403, _interleaves(v, len(dvs)),
                     tuple((d.flags.num & 0x403, d.dtype.char) for d in dvs))
         return None
     if cls is Active:
@@ -299,7 +366,7 @@ _DUP, _ACT, _CONST, _BARE, _BATCH = 0, 1, 2, 3, 4
 class _Prepared:
     """A cached derivative with what the hot path needs to call it."""
 
-    __slots__ = ("plan", "derivative", "batch", "mode", "kinds", "entry", "shape", "alias_pairs", "unpack")
+    __slots__ = ("plan", "derivative", "batch", "mode", "kinds", "entry", "shape", "alias_pairs", "unpack", "after")
 
     def __init__(self, plan, derivative, batch, mode, args):
         self.plan, self.derivative, self.batch, self.mode = plan, derivative, batch, mode
@@ -308,7 +375,18 @@ class _Prepared:
                            else _ACT if type(a) is Active else _CONST if type(a) is Const else _BARE for a in args)
         self.shape = _result_shaper(mode, plan, derivative, batch)
         self.alias_pairs = derivative.alias_pairs
-        self.unpack = _unpacker(self.kinds, plan.width)
+        inter = plan.interleave or (False,) * len(args)
+        self.unpack = _unpacker(self.kinds, plan.width, inter, derivative.written)
+        back = [i for i, x in enumerate(inter) if x and i in derivative.written]
+        self.after = _copier(back) if any(inter) else None
+
+
+def _copier(back: list[int]):
+    def after(params, fulls):
+        for i, full in zip(back, fulls):
+            for j, dv in enumerate(params[i].dvals):
+                dv[...] = full[..., j]
+    return after
 
 
 _fast: dict = {}
@@ -328,16 +406,31 @@ def autodiff(mode: Mode, f, *args):
     flat = hit.unpack(params)
     if flat is None:                       # a shadow with other strides, or one overlapping its array
         return _autodiff_slow(mode, f, args, None)
+    if hit.after is not None:              # interleaved shadows: copy written ones back
+        flat, fulls = flat
+        result = hit.entry(*flat)
+        hit.after(params, fulls)
+        return hit.shape(result)
     return hit.shape(hit.entry(*flat))
 
 
-def _unpacker(kinds: tuple, width: int):
+def _unpacker(kinds: tuple, width: int, interleave: tuple, written: frozenset):
     """A function from the annotated arguments to the derivative's flat arguments, specialised to one
-    call signature (no loop, no dispatch on annotation types): the per-call part of the hot path."""
-    lines, values, shadows = ["def unpack(p):"], [], []
+    call signature (no loop, no dispatch on annotation types): the per-call part of the hot path.
+    With interleaved shadows it returns (flat arguments, the full views to copy back)."""
+    lines, values, shadows, fulls = ["def unpack(p):"], [], [], []
     for i, kind in enumerate(kinds):
         lines.append(f"    a{i} = p[{i}]")
-        if kind in (_DUP, _BATCH):
+        if interleave[i]:
+            lines += [f"    v{i} = a{i}.val",
+                      f"    full{i} = inter(v{i}, a{i}.dvals)",
+                      f"    if full{i} is None:",
+                      "        return None"]
+            values.append(f"v{i}")
+            shadows.append(f"full{i}[..., 0]")
+            if i in written:
+                fulls.append(f"full{i}")
+        elif kind in (_DUP, _BATCH):
             lines.append(f"    v{i} = a{i}.val")
             lanes = [f"a{i}.dval"] if kind == _DUP else [f"a{i}.dvals[{j}]" for j in range(width)]
             for j, lane in enumerate(lanes):
@@ -350,15 +443,16 @@ def _unpacker(kinds: tuple, width: int):
             values.append(f"v{i}")
         else:
             values.append(f"a{i}" if kind == _BARE else f"a{i}.val")
-    lines.append(f"    return ({', '.join(values + shadows)},)")
-    namespace = {"may": np.may_share_memory, "shares": np.shares_memory}
+    flat = f"({', '.join(values + shadows)},)"
+    copies = "".join(f + ", " for f in fulls)
+    lines.append(f"    return ({flat}, ({copies}))" if any(interleave) else f"    return {flat}")
+    namespace = {"may": np.may_share_memory, "shares": np.shares_memory, "inter": _interleave}
     exec(compile("\n".join(lines), "<llad hot path>", "exec"), namespace)
     return namespace["unpack"]
 
 
 def _autodiff_slow(mode: Mode, f, args, key):
-    plan, dispatcher, classified, shadows = prepare(mode, f, args)
-    d = _get_derivative(dispatcher, plan)
+    plan, dispatcher, classified, shadows, d = derivative_for(mode, f, args)
     params = args[1:] if args and isinstance(args[0], type) else args
     if d.alias_pairs and _aliased(params, d.alias_pairs):
         # a written array overlaps one the derivative re-reads: use the variant that keeps every load
@@ -371,10 +465,7 @@ def _autodiff_slow(mode: Mode, f, args, key):
     for s in shadows:
         flat.extend(s)
     result = d.entry(*flat)
-    for (_, _, given), used in zip(classified, shadows):
-        for dv, tmp in zip(given, used):
-            if tmp is not dv:
-                dv[...] = tmp
+    _copy_back(classified, shadows, d.written)
     return _shape_result(mode, plan, d, result, batch)
 
 
@@ -388,10 +479,7 @@ def tape_report(mode: Mode, f, *args) -> dict:
     d = _get_derivative(dispatcher, dataclasses.replace(plan, report_tape=True))
     flat = [v for _, v, _ in classified] + [dv for s in shadows for dv in s]
     result = d.entry(*flat)
-    for (_, _, given), used in zip(classified, shadows):
-        for dv, tmp in zip(given, used):
-            if tmp is not dv:
-                dv[...] = tmp
+    _copy_back(classified, shadows, d.written)
     return {"used_bytes": int(result[-2]), "reserved_bytes": int(result[-1])}
 
 

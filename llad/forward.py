@@ -38,8 +38,11 @@ def vector_tangent_name(name: str) -> str:
 class ForwardGenerator:
     tangents = True            # False: only shadow pointers and allocations (reverse mode's forward sweep)
 
-    def __init__(self, fn: Function, act: Activity, k: int, location, on_return):
+    def __init__(self, fn: Function, act: Activity, k: int, location, on_return,
+                 interleaved: frozenset = frozenset(), scopes=None):
         self.fn, self.act, self.k, self.location = fn, act, k, location
+        self.scopes = scopes               # analysis.alias.AliasScopes, or None: no alias metadata
+        self.interleaved = interleaved     # pointers/allocations with one interleaved shadow (analysis.layout)
         self.on_return = on_return          # (builder, ret instruction) -> None: emits the epilogue
         self.declarations: dict[str, str] = {}
         self.b = MathBuilder(Namer("f"), declarations=self.declarations)
@@ -61,6 +64,34 @@ class ForwardGenerator:
         r = self.b.namer.fresh()
         self.b.emit(f"{r} = shufflevector {self.vty(ty)} {one}, {self.vty(ty)} poison, <{self.k} x i32> "
                     "zeroinitializer")
+        return r
+
+    def alias_suffix(self, ins: Instruction, shadow: bool) -> str:
+        """Scoped-noalias metadata for a load or store (of the primal, or of its shadow)."""
+        if self.scopes is None or ins.opcode not in ("load", "store"):
+            return ""
+        return self.scopes.suffix(ins.operands[0 if ins.opcode == "load" else 1], shadow)
+
+    def lanes(self, name: str | None) -> range:
+        """The shadows a pointer (or allocation) has: one when interleaved, else k."""
+        return range(1) if name in self.interleaved else range(self.k)
+
+    def interleaved_gep(self, ins: Instruction, base: str) -> str:
+        """`ins` on an interleaved shadow: every byte offset scaled by k."""
+        if len(ins.operands) == 2:
+            return gep_text(ins, base).replace(f" {ins.source_type}, ptr",
+                                               f" [{self.k} x {ins.source_type}], ptr", 1)
+        g, off = self.b.namer.fresh(), self.b.namer.fresh()
+        idx = ", ".join(f"{o.type} {o.text}" for o in ins.operands[1:])
+        self.b.emit(f"{g} = getelementptr {ins.source_type}, ptr null, {idx}")
+        self.b.emit(f"{off} = ptrtoint ptr {g} to i64")
+        scaled_off = self.b.namer.fresh()
+        self.b.emit(f"{scaled_off} = mul i64 {off}, {self.k}")
+        return f"getelementptr i8, ptr {base}, i64 {scaled_off}"
+
+    def scaled_size(self, size: Operand) -> str:
+        r = self.b.namer.fresh()
+        self.b.emit(f"{r} = mul {size.type} {size.text}, {self.k}")
         return r
 
     # --- values ---------------------------------------------------------------------------------
@@ -100,7 +131,7 @@ class ForwardGenerator:
                     continue
                 if ins.is_terminator:
                     self.before_terminator(block)
-                self.b.emit(ins.text)
+                self.b.emit(ins.text + self.alias_suffix(ins, False))
                 if self.is_active(ins) or ins.opcode in ("store", "call"):
                     self.visit(ins)
                 self.after_instruction(ins)
@@ -127,7 +158,7 @@ class ForwardGenerator:
 
     # --- structural operations ------------------------------------------------------------------
     def visit_phi(self, ins: Instruction) -> None:
-        for j in range(self.k):
+        for j in self.lanes(ins.result):
             if ins.result in self.act.pointers:
                 pairs = ", ".join(f"[ {self.shadow(v, j, ins)}, {ref(bb)} ]" for v, bb in ins.incoming)
                 self.b.emit(f"{shadow_name(ins.result, j)} = phi ptr {pairs}")
@@ -141,7 +172,7 @@ class ForwardGenerator:
 
     def visit_select(self, ins: Instruction) -> None:
         cond, a, c = ins.operands
-        for j in range(self.k):
+        for j in self.lanes(ins.result):
             if ins.result in self.act.pointers:
                 self.b.emit(f"{shadow_name(ins.result, j)} = select i1 {cond.text}, ptr "
                             f"{self.shadow(a, j, ins)}, ptr {self.shadow(c, j, ins)}")
@@ -156,23 +187,30 @@ class ForwardGenerator:
 
     def visit_gep(self, ins: Instruction) -> None:
         base_op = ins.operands[0]
-        for j in range(self.k):
+        for j in self.lanes(ins.result):
             base = self.shadow(base_op, j, ins)
+            text = self.interleaved_gep(ins, base) if ins.result in self.interleaved else gep_text(ins, base)
             if base_op.is_local and base_op.name in self.act.maybe_null:
                 g = self.b.namer.fresh()
-                self.b.emit(f"{g} = {gep_text(ins, base)}")
+                self.b.emit(f"{g} = {text}")
                 null_preserving(self.b, base, g, shadow_name(ins.result, j))
             else:
-                self.b.emit(f"{shadow_name(ins.result, j)} = {gep_text(ins, base)}")
+                self.b.emit(f"{shadow_name(ins.result, j)} = {text}")
 
     def visit_load(self, ins: Instruction) -> None:
+        if ins.operands[0].is_local and ins.operands[0].name in self.interleaved:
+            ptr = self.memory_shadow(ins.operands[0], 0, ins, False)
+            self.b.emit(f"{vector_tangent_name(ins.result)} = load {self.vty(ins.type)}, ptr {ptr}, "
+                        f"align {_ALIGN[ins.type]}{self.alias_suffix(ins, True)}")
+            return
         vec = "poison"
         for j in range(self.k):
             ptr = self.memory_shadow(ins.operands[0], j, ins, False)
             if not self.vector:
-                self.b.emit(f"{tangent_name(ins.result, j)} = load {ins.type}, ptr {ptr}")
+                self.b.emit(f"{tangent_name(ins.result, j)} = load {ins.type}, ptr {ptr}{self.alias_suffix(ins, True)}")
                 continue
-            lane = self.b.load(ins.type, ptr)
+            lane = self.b.namer.fresh()
+            self.b.emit(f"{lane} = load {ins.type}, ptr {ptr}{self.alias_suffix(ins, True)}")
             nxt = vector_tangent_name(ins.result) if j == self.k - 1 else self.b.namer.fresh()
             self.b.emit(f"{nxt} = insertelement {self.vty(ins.type)} {vec}, {ins.type} {lane}, i32 {j}")
             vec = nxt
@@ -181,13 +219,19 @@ class ForwardGenerator:
         val, ptr = ins.operands
         if not self.tangents or not (ptr.is_local and ptr.name in self.act.pointers) or not is_float(val.type):
             return
+        if ptr.name in self.interleaved:
+            self.b.emit(f"store {self.vty(val.type)} {self.vtangent(val)}, ptr "
+                        f"{self.memory_shadow(ptr, 0, ins, True)}, align {_ALIGN[val.type]}"
+                        f"{self.alias_suffix(ins, True)}")
+            return
         for j in range(self.k):
             if self.vector:
                 lane = self.b.namer.fresh()
                 self.b.emit(f"{lane} = extractelement {self.vty(val.type)} {self.vtangent(val)}, i32 {j}")
             else:
                 lane = self.tangent(val, j)
-            self.b.emit(f"store {val.type} {lane}, ptr {self.memory_shadow(ptr, j, ins, True)}")
+            self.b.emit(f"store {val.type} {lane}, ptr {self.memory_shadow(ptr, j, ins, True)}"
+                        f"{self.alias_suffix(ins, True)}")
 
     def visit_call(self, ins: Instruction) -> None:
         callee = ins.callee
@@ -196,7 +240,7 @@ class ForwardGenerator:
                 self._shadow_allocation(ins)
         elif callee == "NRT_MemInfo_data_fast":
             if ins.result in self.act.pointers:
-                for j in range(self.k):
+                for j in self.lanes(ins.result):
                     mi = self.shadow(ins.operands[0], j, ins)
                     if ins.operands[0].is_local and ins.operands[0].name in self.act.maybe_null:
                         mi = meminfo_or_standin(self.b, mi)
@@ -204,7 +248,7 @@ class ForwardGenerator:
         elif callee in ("NRT_decref", "NRT_incref"):
             op = ins.operands[0]
             if op.is_local and op.name in self.act.pointers and self.tangents:
-                for j in range(self.k):
+                for j in self.lanes(op.name):
                     self.b.emit(f"call void @{callee}(ptr {self.shadow(op, j, ins)})")
         elif callee.startswith("llvm.memset."):
             self._memset(ins)
@@ -262,9 +306,11 @@ class ForwardGenerator:
 
     # --- memory -----------------------------------------------------------------------------------
     def _shadow_allocation(self, ins: Instruction) -> None:
-        args = ", ".join(f"{o.type} {o.text}" for o in ins.operands)
-        size = ins.operands[0]
-        for j in range(self.k):
+        size, rest = ins.operands[0], ins.operands[1:]
+        if ins.result in self.interleaved:
+            size = Operand(size.type, self.scaled_size(size))
+        args = ", ".join(f"{o.type} {o.text}" for o in [size, *rest])
+        for j in self.lanes(ins.result):
             mi = shadow_name(ins.result, j)
             self.b.emit(f"{mi} = call ptr @{ins.callee}({args})")
             data = self.b.namer.fresh("sdata")
@@ -275,21 +321,27 @@ class ForwardGenerator:
     def _memset(self, ins: Instruction) -> None:
         dst, _, size = ins.operands[:3]
         if self.tangents and dst.is_local and dst.name in self.act.pointers:
-            for j in range(self.k):
-                self.b.emit(memset_call(self.shadow(dst, j, ins), size.type, size.text))
+            n = self.scaled_size(size) if dst.name in self.interleaved else size.text
+            for j in self.lanes(dst.name):
+                self.b.emit(memset_call(self.shadow(dst, j, ins), size.type, n))
 
     def _memcpy(self, ins: Instruction) -> None:
         dst, src, size = ins.operands[:3]
         if not self.tangents or not (dst.is_local and dst.name in self.act.pointers):
             return
-        for j in range(self.k):
+        n = self.scaled_size(size) if dst.name in self.interleaved else size.text
+        for j in self.lanes(dst.name):      # an active source has the destination's layout (analysis.layout)
             if src.is_local and src.name in self.act.pointers:
                 self.b.emit(f"call void @{ins.callee}(ptr {self.shadow(dst, j, ins)}, ptr "
-                            f"{self.shadow(src, j, ins)}, {size.type} {size.text}, i1 false)")
+                            f"{self.shadow(src, j, ins)}, {size.type} {n}, i1 false)")
             else:
-                self.b.emit(memset_call(self.shadow(dst, j, ins), size.type, size.text))
+                self.b.emit(memset_call(self.shadow(dst, j, ins), size.type, n))
 
 
-def forward_function_body(fn: Function, act: Activity, k: int, location, on_return) -> tuple[list[str], dict]:
-    gen = ForwardGenerator(fn, act, k, location, on_return)
+_ALIGN = {"double": 8, "float": 4, "half": 2}
+
+
+def forward_function_body(fn: Function, act: Activity, k: int, location, on_return,
+                          interleaved: frozenset = frozenset(), scopes=None) -> tuple[list[str], dict]:
+    gen = ForwardGenerator(fn, act, k, location, on_return, interleaved, scopes)
     return gen.generate(), gen.declarations

@@ -16,12 +16,11 @@ EXTRA_DEPTHS = ("cfg",)
 
 def dump(mode, f, *args, depth: str = "deriv", annotate: bool = False) -> str:
     """The text of one lowering depth of the derivative `autodiff(mode, f, *args)` runs."""
-    from .api import _get_derivative, prepare
+    from .api import derivative_for
     if depth not in DEPTHS + EXTRA_DEPTHS + ("all",):
         raise ValueError(f"llad.dump: depth must be one of {', '.join(DEPTHS + EXTRA_DEPTHS)} or 'all', "
                          f"got {depth!r}")
-    plan, dispatcher, _, _ = prepare(mode, f, args)
-    d = _get_derivative(dispatcher, plan)
+    d = derivative_for(mode, f, args)[-1]
     if depth == "all":
         return "\n".join(f";; ===== {dp} =====\n{_depth(d, dp, annotate)}" for dp in DEPTHS)
     return _depth(d, depth, annotate)

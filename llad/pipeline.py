@@ -16,13 +16,15 @@ from numba.core.registry import cpu_target
 
 from . import frontend, jit, runtime_ir
 from .analysis.activity import analyse_activity
+from .analysis.alias import AliasScopes
 from .analysis.cfg import analyse_cfg
+from .analysis.layout import interleaved_shadows, written_params
 from .errors import DifferentiationError
 from .forward import forward_function_body
 from .ir.forwarding import forward_spilled_pointers
 from .ir.model import Function, Instruction
 from .ir.parser import check_supported, parse_function
-from .shadow import RUNTIME_DECLARATIONS, SHADOW_GLOBALS
+from .shadow import RUNTIME_DECLARATIONS, shadow_globals
 
 _UNSUPPORTED_RETURNS = (types.Generator, types.PyObject, types.Opaque)
 
@@ -43,6 +45,7 @@ class Plan:
     width: int = 1             # k of BatchDuplicated
     assume_noalias: bool = True   # reverse: repeat loads from unwritten arrays (checked per call)
     report_tape: bool = False     # reverse: also return the tape's used and reserved bytes
+    interleave: tuple = ()        # forward, width > 1: per parameter, one interleaved shadow (analysis.layout)
 
 
 @dataclass
@@ -58,6 +61,7 @@ class Derivative:
     seconds: dict = field(default_factory=dict)
     annotations: dict = field(default_factory=dict)
     alias_pairs: tuple = ()    # ((arg, shadow or -1), (arg, shadow or -1)): arrays that must not overlap
+    written: frozenset = frozenset()   # parameters whose shadows the derivative may write
 
 
 def location_of(primal: frontend.PrimalModule):
@@ -119,10 +123,17 @@ def build_derivative(f, plan: Plan) -> Derivative:
     cfg = analyse_cfg(fn, location)
     forward_spilled_pointers(fn, cfg.dominates, cfg.idom)
     act = analyse_activity(fn, active_params, dup_ptrs, const_ptrs, location, discarded)
+    interleaved = frozenset()
+    if plan.width > 1 and not plan.reverse:
+        wanted = {primal.params[i].data_param for i, x in enumerate(plan.interleave) if x} | {"retptr"}
+        interleaved = interleaved_shadows(fn, act, wanted & dup_ptrs, dup_ptrs - wanted)
 
     header = _signature(fname, primal, plan, fn)
     prologue = [f"  %retptr = alloca {ret_llty}"]
-    if plan.ret_activity != CONST:
+    if "retptr" in interleaved:
+        prologue.append(f'  %"s0.retptr" = alloca [{plan.width} x {ret_llty}]')
+        prologue.append(f'  store [{plan.width} x {ret_llty}] zeroinitializer, ptr %"s0.retptr"')
+    elif plan.ret_activity != CONST:
         for j in range(plan.width if not plan.reverse else 1):
             prologue.append(f'  %"s{j}.retptr" = alloca {ret_llty}')
             prologue.append(f'  store {ret_llty} zeroinitializer, ptr %"s{j}.retptr"')
@@ -132,13 +143,16 @@ def build_derivative(f, plan: Plan) -> Derivative:
         body, decls, prologue_extra, finish, alias_pairs, tape = reverse_function_body(
             fn, act, cfg, plan, primal, location, out_llty, ret_llty, has_primal, ret)
         prologue += prologue_extra
+        metadata = []
     else:
         def on_return(b, ins):
-            _store_outputs(b, out_llty, ret_llty, has_primal, plan, ret)
+            _store_outputs(b, out_llty, ret_llty, has_primal, plan, ret, interleaved_ret="retptr" in interleaved)
             b.emit(ins.text)
-        body, decls = forward_function_body(fn, act, plan.width, location, on_return)
+        scopes = AliasScopes(fn, act, plan.assume_noalias, dup_ptrs)
+        body, decls = forward_function_body(fn, act, plan.width, location, on_return, interleaved, scopes)
+        metadata = scopes.metadata()
         finish, alias_pairs, tape = None, (), None
-    text = _module_text(primal, fn, header, prologue, body, decls)
+    text = _module_text(primal, fn, header, prologue, body, decls, plan.width) + "\n".join(metadata) + "\n"
     if finish is not None:
         text = finish(text)
     t2 = time.perf_counter()
@@ -150,10 +164,12 @@ def build_derivative(f, plan: Plan) -> Derivative:
                  "ad": t2 - t1, "jit": t3 - t2, "total": t3 - t0}
     d.annotations = {"activity": act, "cfg": cfg, "tape": tape}
     d.alias_pairs = tuple(((i, -1), (j, -1)) for i, j in alias_pairs) + shadow_disjointness(primal, plan)
+    written = written_params(fn, act)
+    d.written = frozenset(i for i, p in enumerate(primal.params) if p.is_array and p.data_param in written)
     return d
 
 
-def _store_outputs(b, out_llty, ret_llty, has_primal, plan, ret, extra=()) -> None:
+def _store_outputs(b, out_llty, ret_llty, has_primal, plan, ret, extra=(), interleaved_ret=False) -> None:
     """Copy the primal result, the return tangents and `extra` (type, value) pairs into the result tuple."""
     slot = 0
     values = []
@@ -161,7 +177,8 @@ def _store_outputs(b, out_llty, ret_llty, has_primal, plan, ret, extra=()) -> No
         values.append((ret_llty, b.load(ret_llty, "%retptr")))
     if not plan.reverse and plan.ret_activity == DUP:
         for j in range(plan.width):
-            values.append((ret_llty, b.load(ret_llty, f'%"s{j}.retptr"')))
+            lane = b.gep(ret_llty, '%"s0.retptr"', [("i64", str(j))]) if interleaved_ret else f'%"s{j}.retptr"'
+            values.append((ret_llty, b.load(ret_llty, lane)))
     values += list(extra)
     for ty, v in values:
         p = b.gep(out_llty, "%llad.ret", [("i32", "0"), ("i32", str(slot))])
@@ -200,9 +217,10 @@ def _q(name: str) -> str:
     return ref(name)[1:]
 
 
-def _module_text(primal, fn: Function, header: str, prologue: list[str], body: list[str], decls: dict) -> str:
+def _module_text(primal, fn: Function, header: str, prologue: list[str], body: list[str], decls: dict,
+                 width: int = 1) -> str:
     lines = [ln for ln in primal.text.splitlines() if ln.startswith(("target datalayout", "target triple"))]
-    lines += fn.globals_text + SHADOW_GLOBALS
+    lines += fn.globals_text + shadow_globals(width)
     declared = dict(fn.declarations)
     definitions, needed = runtime_ir.definitions_used(body)
     for name, d in {**RUNTIME_DECLARATIONS, **decls, **needed}.items():

@@ -34,10 +34,13 @@ def shadow_of(op: Operand, act, j: int, ins: Instruction, location) -> str:
         "that flows here Duplicated")
 
 
-# Stand-ins for a null shadow: reads come from ZERO (never written), writes go to SINK (never read).
-SHADOW_GLOBALS = ['@llad.zero = internal constant [4 x i64] zeroinitializer',
-                  '@llad.sink = internal global [4 x i64] zeroinitializer',
-                  '@llad.nomi = internal global [8 x i64] zeroinitializer']
+def shadow_globals(width: int = 1) -> list[str]:
+    """Stand-ins for a null shadow: reads come from ZERO (never written), writes go to SINK (never
+    read); big enough for a `<width x double>` access of an interleaved shadow."""
+    n = max(4, width)
+    return [f'@llad.zero = internal constant [{n} x i64] zeroinitializer',
+            f'@llad.sink = internal global [{n} x i64] zeroinitializer',
+            '@llad.nomi = internal global [8 x i64] zeroinitializer']
 
 
 def guarded(b, shadow: str, for_write: bool) -> str:

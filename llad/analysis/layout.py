@@ -1,0 +1,94 @@
+"""Shadow layout for vector mode (k > 1 tangents): split or interleaved, per group of memory.
+
+*Split*: k separate shadow buffers, each laid out like the primal; a tangent load is k scalar loads.
+*Interleaved*: one buffer in which the k tangents of each primal element sit side by side, at k times
+the element's byte offset; a tangent load is one `<k x T>` load, a store one vector store, and loops
+over such memory stay vectorisable.  The API interleaves a `BatchDuplicated` argument when its k
+shadows are small enough to transpose cheaply at the call (see `api.INTERLEAVE_MAX_BYTES`); arrays
+allocated inside the function are interleaved unless they share a pointer (a phi or select) or a
+memcpy with a split argument.
+
+Memory whose pointers meet must share one layout: roots are joined in groups (union-find over the
+roots of every pointer and of both ends of every memcpy).  A group holding both an interleaved and a
+split argument cannot be laid out: `LayoutConflict`, and the API compiles the all-split variant.
+"""
+from __future__ import annotations
+
+from ..ir.model import Function
+from .activity import ALLOC_CALLS, Activity
+
+
+class LayoutConflict(Exception):
+    """Two arguments of different layouts flow into one pointer."""
+
+
+def interleaved_shadows(fn: Function, act: Activity, interleaved_params: set[str],
+                        split_params: set[str]) -> frozenset:
+    """The names of the active pointers and allocations (meminfo values) whose shadow is interleaved."""
+    parent: dict = {}
+
+    def find(r):
+        while parent.setdefault(r, r) != r:
+            parent[r] = parent[parent[r]]
+            r = parent[r]
+        return r
+
+    active = {("param", p) for p in interleaved_params | split_params} | {("alloc", a) for a in act.allocations}
+
+    def join(rs):       # roots without a shadow (Const arrays, inactive allocations) have the null shadow
+        rs = [r for r in rs if r in active]
+        for r in rs[1:]:
+            parent[find(r)] = find(rs[0])
+
+    for roots in act.roots.values():
+        join(sorted(roots))
+    sized_first_arg = set()
+    for b in fn.blocks:
+        for ins in b.instructions:
+            if ins.opcode != "call":
+                continue
+            if ins.callee.startswith(("llvm.memcpy.", "llvm.memmove.")):
+                dst, src = ins.operands[0], ins.operands[1]
+                if dst.is_local and src.is_local:
+                    join(sorted(act.roots.get(dst.name, frozenset()) | act.roots.get(src.name, frozenset())))
+            elif ins.callee.startswith(ALLOC_CALLS) and ins.callee != "NRT_MemInfo_new":
+                sized_first_arg.add(ins.result)
+    # per group: the layouts its parameters ask for; an allocation whose size llad cannot scale is split
+    wants: dict = {}
+    for r in list(parent) + [("alloc", a) for a in act.allocations]:
+        kind, name = r
+        if kind == "param" and name in interleaved_params:
+            wants.setdefault(find(r), set()).add(True)
+        elif (kind == "param" and name in split_params) or (kind == "alloc" and name not in sized_first_arg):
+            wants.setdefault(find(r), set()).add(False)
+    if any(len(w) > 1 for w in wants.values()):
+        raise LayoutConflict("arrays of different shadow layouts meet")
+
+    def interleaved(r) -> bool:
+        if r[0] == "alloc":
+            return wants.get(find(r), {True}) == {True}
+        return r[0] == "param" and r[1] in interleaved_params
+
+    out = {a for a in act.allocations if interleaved(("alloc", a))}
+    for name in act.pointers:
+        live = [r for r in act.roots[name] if r in active]
+        if live and all(interleaved(r) for r in live):
+            out.add(name)
+    return frozenset(out)
+
+
+def written_params(fn: Function, act: Activity) -> set[str]:
+    """Pointer parameters whose memory the function may write (a store, memset, memcpy or memmove):
+    an interleaved shadow of one must be copied back to the caller's k shadows."""
+    out = set()
+    for b in fn.blocks:
+        for ins in b.instructions:
+            if ins.opcode == "store":
+                dst = ins.operands[1]
+            elif ins.opcode == "call" and ins.callee.startswith(("llvm.memset.", "llvm.memcpy.", "llvm.memmove.")):
+                dst = ins.operands[0]
+            else:
+                continue
+            if dst.is_local:
+                out |= {name for kind, name in act.roots.get(dst.name, ()) if kind == "param"}
+    return out
