@@ -8,6 +8,7 @@ and run through a pre-AD pipeline: inlining and scalar simplification, no vector
 """
 from __future__ import annotations
 
+import os
 import re
 import threading
 import warnings
@@ -244,6 +245,12 @@ def _target_machine():
     return cpu_target.target_context.codegen()._tm
 
 
+# O1, not O2: O2's extra passes (GVN load PRE, jump threading, ...) reshape loops so that the O3 run on
+# the derivative makes slower code (GMM: the primal part alone ran 1.17x Numba's own; at O1 0.94x).
+# LLAD_PRE_AD_LEVEL=2 restores O2, for comparisons.
+PRE_AD_SPEED_LEVEL = int(os.environ.get("LLAD_PRE_AD_LEVEL", "1"))
+
+
 def pre_ad_pipeline(module: llvm.ModuleRef, entry: str) -> None:
     """Inline every callee and simplify, without vectorising or unrolling (facts file, section 3)."""
     for fn in module.functions:
@@ -251,7 +258,7 @@ def pre_ad_pipeline(module: llvm.ModuleRef, entry: str) -> None:
             fn.add_function_attribute("alwaysinline")
             fn.linkage = llvm.Linkage.linkonce_odr
     tm = _target_machine()
-    pto = llvm.create_pipeline_tuning_options(speed_level=2)
+    pto = llvm.create_pipeline_tuning_options(speed_level=PRE_AD_SPEED_LEVEL)
     pto.loop_vectorization = False
     pto.slp_vectorization = False
     pto.loop_unrolling = False

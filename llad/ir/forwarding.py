@@ -122,8 +122,13 @@ def _write_to_slot(fn: Function, ins: Instruction, addr: tuple):
     """The stored pointer when ins stores one to exactly `addr`; True when ins may write the slot
     otherwise; None when it cannot write the slot."""
     if ins.opcode == "store" and ins.operands[1].is_local:
-        if _slot_address(fn, ins.operands[1].name) == addr:
+        at = _slot_address(fn, ins.operands[1].name)
+        if at == addr:
             return ins.operands[0] if ins.operands[0].type == "ptr" else True
+        size = _SIZES.get(ins.operands[0].type)
+        if at is not None and at[0] == addr[0] and size is not None \
+                and (at[1] + size <= addr[1] or addr[1] + 8 <= at[1]):
+            return None     # another field of the same slot
         if base_alloca(fn, ins.operands[1].name) == addr[0]:
             return True
     elif ins.opcode == "call" and _may_write_slot(fn, ins, addr[0]):
