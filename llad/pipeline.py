@@ -138,21 +138,19 @@ def build_derivative(f, plan: Plan) -> Derivative:
             prologue.append(f'  %"s{j}.retptr" = alloca {ret_llty}')
             prologue.append(f'  store {ret_llty} zeroinitializer, ptr %"s{j}.retptr"')
 
+    scopes = AliasScopes(fn, act, plan.assume_noalias, dup_ptrs)
     if plan.reverse:
         from .reverse import reverse_function_body
         body, decls, prologue_extra, finish, alias_pairs, tape = reverse_function_body(
-            fn, act, cfg, plan, primal, location, out_llty, ret_llty, has_primal, ret)
+            fn, act, cfg, plan, primal, location, out_llty, ret_llty, has_primal, ret, scopes)
         prologue += prologue_extra
-        metadata = []
     else:
         def on_return(b, ins):
             _store_outputs(b, out_llty, ret_llty, has_primal, plan, ret, interleaved_ret="retptr" in interleaved)
             b.emit(ins.text)
-        scopes = AliasScopes(fn, act, plan.assume_noalias, dup_ptrs)
         body, decls = forward_function_body(fn, act, plan.width, location, on_return, interleaved, scopes)
-        metadata = scopes.metadata()
         finish, alias_pairs, tape = None, (), None
-    text = _module_text(primal, fn, header, prologue, body, decls, plan.width) + "\n".join(metadata) + "\n"
+    text = _module_text(primal, fn, header, prologue, body, decls, plan.width) + "\n".join(scopes.metadata()) + "\n"
     if finish is not None:
         text = finish(text)
     t2 = time.perf_counter()

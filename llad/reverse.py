@@ -56,8 +56,9 @@ def pred_id_name(block: str) -> str:
 
 class ReverseGenerator:
     def __init__(self, fn: Function, act: Activity, cfg: CFG, location, param_adjoints: list[str],
-                 data_params: set[str], assume_noalias: bool):
+                 data_params: set[str], assume_noalias: bool, scopes=None):
         self.fn, self.act, self.cfg, self.location = fn, act, cfg, location
+        self.scopes = scopes                       # analysis.alias.AliasScopes, or None
         self.ivs = induction_variables(fn, cfg)
         self.written = written_roots(fn, act.roots)
         self.data_params = data_params if assume_noalias else set()
@@ -120,7 +121,8 @@ class ReverseGenerator:
             v = self._induction_variable(ins)
         elif ins.opcode == "load" and readonly_load(ins, self.act.roots, self.written, self.data_params):
             self.reloaded |= {r[1] for r in self.act.roots[ins.operands[0].name]}
-            v = self.b.load(ins.type, self.need(ins.operands[0]), invariant=True)
+            v = self.b.load(ins.type, self.need(ins.operands[0]), invariant=True,
+                            meta=self._meta(ins.operands[0], False))
         else:
             v = self.tape.load(self.b, name, ins.type, ins.block.name, self.block.name)
         self.avail[name] = v
@@ -313,17 +315,22 @@ class ReverseGenerator:
         if c.is_local and c.name in self.act.values:
             self.add_adjoint(c, self.b.select(cv, ins.type, zero, adj))
 
+    def _meta(self, ptr: Operand, shadow: bool) -> str:
+        return "" if self.scopes is None else self.scopes.suffix(ptr, shadow)
+
     def visit_load(self, ins: Instruction) -> None:
         adj = self.take_adjoint(ins)
         if not is_const_zero(adj):
-            self.b.accumulate(ins.type, self.memory_shadow(ins.operands[0], True), adj)
+            self.b.accumulate(ins.type, self.memory_shadow(ins.operands[0], True), adj,
+                              self._meta(ins.operands[0], True))
 
     def visit_store(self, ins: Instruction) -> None:
         val, ptr = ins.operands
         if not (ptr.is_local and ptr.name in self.act.pointers) or not is_float(val.type):
             return
-        adj = self.b.load(val.type, self.memory_shadow(ptr, False))
-        self.b.store(val.type, fconst(val.type, 0.0), self.memory_shadow(ptr, True))
+        meta = self._meta(ptr, True)
+        adj = self.b.load(val.type, self.memory_shadow(ptr, False), meta=meta)
+        self.b.store(val.type, fconst(val.type, 0.0), self.memory_shadow(ptr, True), meta)
         self.add_adjoint(val, adj)
 
     def visit_call(self, ins: Instruction) -> None:
@@ -409,8 +416,8 @@ class AugmentedForward(ForwardGenerator):
 
     tangents = False
 
-    def __init__(self, fn, act, cfg, tape: Tape, location, on_return, ivs):
-        super().__init__(fn, act, 1, location, on_return)
+    def __init__(self, fn, act, cfg, tape: Tape, location, on_return, ivs, scopes=None):
+        super().__init__(fn, act, 1, location, on_return, scopes=scopes)
         self.cfg, self.tape = cfg, tape
         self.b.namer.prefix = "a"
         # counted loops reserve their whole tape before they start: no check per iteration, so the
@@ -479,14 +486,16 @@ class AugmentedForward(ForwardGenerator):
             self.tape.store(self.b, "s0." + ins.result, block)
 
 
-def reverse_function_body(fn, act, cfg, plan, primal, location, out_llty, ret_llty, has_primal, ret):
+def reverse_function_body(fn, act, cfg, plan, primal, location, out_llty, ret_llty, has_primal, ret, scopes=None):
     from .pipeline import ACTIVE as ACT
     from .pipeline import _store_outputs
     active_params = [primal.params[i].llvm_names[0] for i, a in enumerate(plan.activities) if a == ACT]
     data_params = {p.data_param for p in primal.params if p.is_array}
-    gen = ReverseGenerator(fn, act, cfg, location, active_params, data_params, plan.assume_noalias)
-    rev_lines = gen.generate()
+    gen = ReverseGenerator(fn, act, cfg, location, active_params, data_params, plan.assume_noalias, scopes)
     tape = gen.tape
+    if scopes is not None:
+        tape.meta = scopes.tape_suffix()
+    rev_lines = gen.generate()
 
     def on_return(b, ins):
         status = ins.operands[0].text
@@ -498,7 +507,7 @@ def reverse_function_body(fn, act, cfg, plan, primal, location, out_llty, ret_ll
         tape.free_all(b, failed=True)
         b.emit(f"ret i32 {status}")
 
-    aug = AugmentedForward(fn, act, cfg, tape, location, on_return, gen.ivs)
+    aug = AugmentedForward(fn, act, cfg, tape, location, on_return, gen.ivs, scopes)
     fwd_lines = aug.generate()
     done = MathBuilder(Namer("e"), declarations=gen.declarations)
     done.lines.append("llad.done:")

@@ -68,6 +68,7 @@ class Tape:
         self._index_memo: dict = {}
         self.has_shadow_allocations = False
         self.presized: set[int] = set()       # loops whose tape is reserved before they start
+        self.meta = ""                         # alias metadata of loop tapes (llad's own mallocs)
 
     # --- registration -------------------------------------------------------------------------------
     def is_cached(self, name: str) -> bool:
@@ -114,11 +115,12 @@ class Tape:
     def load(self, b, name: str, ty: str, def_block: str, at_block: str) -> str:
         e = self._entry(name, ty, def_block)
         # nothing writes the tape during the reverse sweep
-        return b.load(ty, self._address(b, e, "rev", at_block), invariant=e.loop is not None)
+        return b.load(ty, self._address(b, e, "rev", at_block), invariant=e.loop is not None,
+                      meta=self.meta if e.loop is not None else "")
 
     def store(self, b, name: str, at_block: str) -> None:
         e = self.entries[name]
-        b.store(e.type, ref(name), self._address(b, e, "fwd", at_block))
+        b.store(e.type, ref(name), self._address(b, e, "fwd", at_block), self.meta if e.loop is not None else "")
 
     def begin_forward_iteration(self, b, loop: Loop) -> None:
         c = b.load("i64", ref(f"ctr.{loop.index}"))

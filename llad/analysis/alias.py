@@ -22,6 +22,7 @@ from ..ir.model import Function
 from .activity import ALLOC_CALLS, Activity
 
 _ARGS = "args"
+_TAPE = "tape"           # reverse mode's loop tapes: buffers llad mallocs, disjoint from every array
 _BASE = 7_000_000        # metadata ids far above any the primal module might use
 
 
@@ -76,7 +77,7 @@ class AliasScopes:
     def _all_scopes(self) -> list[str]:
         """Every scope of the function, discovered before any list is written."""
         if not self._ids:
-            names = {_ARGS, "ret", "s.ret"}
+            names = {_ARGS, "ret", "s.ret", _TAPE}
             for roots in self.act.roots.values():
                 for r in roots:
                     for s in (self._primal_scope(r), self._shadow_scope(r)):
@@ -102,6 +103,15 @@ class AliasScopes:
                 n = self._lists.setdefault(scopes, len(self._lists))
                 out = f", !alias.scope !{self._list_id(n)}, !noalias !{self._list_id(n) + 1}"
             self._cache[key] = out
+        return out
+
+    def tape_suffix(self) -> str:
+        key = ("", "tape")
+        out = self._cache.get(key)
+        if out is None:
+            self._all_scopes()
+            n = self._lists.setdefault((_TAPE,), len(self._lists))
+            out = self._cache[key] = f", !alias.scope !{self._list_id(n)}, !noalias !{self._list_id(n) + 1}"
         return out
 
     def _list_id(self, n: int) -> int:

@@ -100,14 +100,15 @@ class Builder:
         self.emit(f"{r} = call {ret_ty} @\"{fn}\"({argtext})")
         return r
 
-    def load(self, ty, ptr, invariant: bool = False):
-        """`invariant`: the memory does not change while this code runs (lets LLVM hoist the load)."""
+    def load(self, ty, ptr, invariant: bool = False, meta: str = ""):
+        """`invariant`: the memory does not change while this code runs (lets LLVM hoist the load);
+        `meta`: metadata attachments (`, !alias.scope !N, ...`)."""
         r = self.namer.fresh()
-        self.emit(f"{r} = load {ty}, ptr {ptr}{', !invariant.load !{}' if invariant else ''}")
+        self.emit(f"{r} = load {ty}, ptr {ptr}{', !invariant.load !{}' if invariant else ''}{meta}")
         return r
 
-    def store(self, ty, v, ptr):
-        self.emit(f"store {ty} {v}, ptr {ptr}")
+    def store(self, ty, v, ptr, meta: str = ""):
+        self.emit(f"store {ty} {v}, ptr {ptr}{meta}")
 
     def gep(self, src_ty, ptr, indices: list[tuple[str, str]], inbounds: bool = False):
         r = self.namer.fresh()
@@ -115,7 +116,7 @@ class Builder:
         self.emit(f"{r} = getelementptr {'inbounds ' if inbounds else ''}{src_ty}, ptr {ptr}, {idx}")
         return r
 
-    def accumulate(self, ty, ptr, v):
+    def accumulate(self, ty, ptr, v, meta: str = ""):
         """*ptr += v."""
-        old = self.load(ty, ptr)
-        self.store(ty, self.fadd(ty, old, v), ptr)
+        old = self.load(ty, ptr, meta=meta)
+        self.store(ty, self.fadd(ty, old, v), ptr, meta)
