@@ -243,6 +243,22 @@ def _args(llad, k: Kernel, values, shadows, reverse: bool):
     return out
 
 
+def _check_batch(llad, k: Kernel, values, v, tangent, tangents, tol) -> str | None:
+    """Lane 0 must equal the one-direction forward call, lane 1 (direction -v/2) -1/2 of it: this covers
+    the interleaved shadow layout (small arrays) of vector mode."""
+    vals = {n: _copy(x) for n, x in values.items()}
+    lanes = {n: (np.array(v[n], dtype=values[n].dtype), np.array(-0.5 * v[n], dtype=values[n].dtype)) for n in v}
+    args = [llad.BatchDuplicated(vals[n], lanes[n]) if n in lanes else llad.Const(vals[n])
+            for n in ("x", "w", "A", "out")] + [llad.Const(vals["a"])]
+    (ts,) = llad.autodiff(llad.Forward, load(k.source, k.key), *args)
+    if not (_same(ts[0], tangent, tol) and _same(ts[1], -0.5 * np.asarray(tangent), tol)):
+        return f"BatchDuplicated tangents {ts} differ from the single direction's {tangent}"
+    for n in lanes:
+        if not (_same(lanes[n][0], tangents[n], tol) and _same(lanes[n][1], -0.5 * tangents[n], tol)):
+            return f"BatchDuplicated: the tangent of array {n} differs from the single direction's"
+    return None
+
+
 def check_kernel(k: Kernel) -> Outcome:
     outcome = _check_kernel(k)
     if outcome.status == FAIL:
@@ -325,6 +341,11 @@ def _check_kernel(k: Kernel) -> Outcome:
     if abs(lhs - rhs) > dot_tol * scale:
         return Outcome(FAIL, "dot-product test: reverse and forward disagree", k,
                        {**nums, "rel err": abs(lhs - rhs) / scale})
+
+    # --- vector mode: BatchDuplicated with directions (v, -v/2) against the single-direction call -------
+    bad = _check_batch(llad, k, values, v, tangent, tangents, max(ptol, 1e-9))
+    if bad is not None:
+        return Outcome(FAIL, bad, k)
 
     # --- finite differences ----------------------------------------------------------------------------
     skipped = False
