@@ -22,7 +22,14 @@ from __future__ import annotations
 
 from .analysis.activity import ALLOC_CALLS, Activity
 from .analysis.cfg import CFG
-from .analysis.recompute import induction_variables, readonly_load, simple_loop_entry, trip_count, written_roots
+from .analysis.recompute import (
+    final_value_loads,
+    induction_variables,
+    readonly_load,
+    simple_loop_entry,
+    trip_count,
+    written_roots,
+)
 from .errors import UnsupportedInstructionError
 from .forward import ForwardGenerator
 from .ir.builder import Namer, fconst, is_const_zero
@@ -63,6 +70,13 @@ class ReverseGenerator:
         self.written = written_roots(fn, act.roots)
         self.data_params = data_params if assume_noalias else set()
         self.reloaded: set[str] = set()            # array parameters whose loads the reverse sweep repeats
+        self.final_loads = final_value_loads(fn, act.roots, self.data_params)
+        # counted loops: the reverse sweep recomputes where an execution's iterations start (the counter
+        # when it enters the loop's reverse, minus the trip count) instead of keeping it on the tape
+        # (not for a loop holding a return: the reverse sweep enters it there, not through an edge)
+        self.trip_counts = {lp.index: tc for lp in cfg.loops if simple_loop_entry(fn, lp) is not None
+                            and all(fn.block_map[b].succs for b in lp.blocks)
+                            and (tc := trip_count(fn, cfg, self.ivs, lp)) is not None}
         self.guarded = _select_operand_cone(fn, act)
         self._free_memo: dict = {}
         self.declarations: dict[str, str] = {}
@@ -119,7 +133,7 @@ class ReverseGenerator:
             v = self._recompute(ins)
         elif ins.result in self.ivs:
             v = self._induction_variable(ins)
-        elif ins.opcode == "load" and readonly_load(ins, self.act.roots, self.written, self.data_params):
+        elif ins.opcode == "load" and self._reloadable(ins):
             self.reloaded |= {r[1] for r in self.act.roots[ins.operands[0].name]}
             v = self.b.load(ins.type, self.need(ins.operands[0]), invariant=True,
                             meta=self._meta(ins.operands[0], False))
@@ -127,6 +141,10 @@ class ReverseGenerator:
             v = self.tape.load(self.b, name, ins.type, ins.block.name, self.block.name)
         self.avail[name] = v
         return v
+
+    def _reloadable(self, load: Instruction) -> bool:
+        """The reverse sweep may repeat this load: its memory holds the same value then."""
+        return load.result in self.final_loads or readonly_load(load, self.act.roots, self.written, self.data_params)
 
     def _free(self, name: str, depth: int) -> bool:
         """Whether `name` can be recomputed in the reverse sweep without reading the tape (cheap
@@ -140,7 +158,7 @@ class ReverseGenerator:
         elif ins.result in self.ivs:
             ok = True
         elif ins.opcode == "load":
-            ok = readonly_load(ins, self.act.roots, self.written, self.data_params) and self._free_ops(ins, depth)
+            ok = self._reloadable(ins) and self._free_ops(ins, depth)
         elif _recomputable(ins) or ins.opcode in CHEAP_FLOAT_OPS:
             ok = depth > 0 and self._free_ops(ins, depth - (ins.opcode in CHEAP_FLOAT_OPS))
         else:
@@ -164,8 +182,32 @@ class ReverseGenerator:
         """(global index of the current iteration of loop, global index of this execution's first)."""
         pre = simple_loop_entry(self.fn, loop)
         g = self.tape.current_index(self.b, loop, self.block.name)
-        g0 = self.tape.load(self.b, f"g0.{loop.index}", "i64", pre, self.block.name)
+        if loop.index in self.trip_counts:
+            g0 = self.b.load("i64", ref(f"g0r.{loop.index}"))
+        else:
+            g0 = self.tape.load(self.b, f"g0.{loop.index}", "i64", pre, self.block.name)
         return g, g0
+
+    def _enter_loops(self, block: Block, pred: str) -> None:
+        """On the reverse edge block -> pred: for each counted loop the edge enters (backwards), the global
+        index of this execution's first iteration, into `%g0r.<loop>`."""
+        entered = [lp for lp in self.cfg.loops if lp.index in self.trip_counts and pred in lp.blocks
+                   and block.name not in lp.blocks]
+        if not entered:
+            return
+        saved = self.block, dict(self.avail)
+        self.block = Block(f"{block.name}.enter.{pred}")       # its own memo keys for tape addresses
+        for lp in entered:
+            tc, b = self.trip_counts[lp.index], self.b
+            start = b.op("add", "i64", self.need(tc.start), str(tc.start_offset)) if tc.start_offset \
+                else self.need(tc.start)
+            bound = self.need(tc.bound)
+            diff = b.op("sub", "i64", *((bound, start) if tc.sign > 0 else (start, bound)))
+            n = b.call("i64", "llvm.smax.i64", [("i64", b.op("add", "i64", diff, str(tc.extra))), ("i64", "1")])
+            self.declarations["llvm.smax.i64"] = "declare i64 @llvm.smax.i64(i64, i64)"
+            ctr = b.load("i64", ref(f"ctr.{lp.index}"))
+            b.store("i64", b.op("sub", "i64", ctr, n), ref(f"g0r.{lp.index}"))
+        self.block, self.avail = saved
 
     def _recompute(self, ins: Instruction) -> str:
         if ins.opcode == "getelementptr":
@@ -244,6 +286,7 @@ class ReverseGenerator:
             self.b.emit("br label %llad.done")
         elif len(preds) == 1:
             self._route_phis(phi_adjoints, preds[0])
+            self._enter_loops(block, preds[0])
             self.b.emit(f"br label {rev(preds[0])}")
         else:
             edges = [ref(f"rev.{block.name}.from.{p}") for p in preds]
@@ -255,6 +298,7 @@ class ReverseGenerator:
             for p, e in zip(preds, edges):
                 self.b.lines.append(f"{e[1:]}:")
                 self._route_phis(phi_adjoints, p)
+                self._enter_loops(block, p)
                 self.b.emit(f"br label {rev(p)}")
 
     def _route_phis(self, phi_adjoints, pred: str) -> None:
@@ -521,6 +565,7 @@ def reverse_function_body(fn, act, cfg, plan, primal, location, out_llty, ret_ll
     done.emit("ret i32 0")
 
     prologue = tape.prologue()
+    prologue += [f"  %g0r.{i} = alloca i64" for i in sorted(gen.trip_counts)]
     for name in sorted(gen.slot_adjoints):
         ty = fn.param_types.get(name) or fn.defs[name].type
         slot = adjoint_slot(name)
@@ -536,5 +581,6 @@ def reverse_function_body(fn, act, cfg, plan, primal, location, out_llty, ret_ll
         return text
     written = {r[1] for r in gen.written if r[0] == "param"}
     index = {p.data_param: p.index for p in primal.params if p.is_array}
-    alias_pairs = tuple((index[a], index[w]) for a in gen.reloaded for w in written if a in index and w in index)
+    alias_pairs = tuple((index[a], index[w]) for a in gen.reloaded for w in written
+                        if a in index and w in index and a != w)
     return fwd_lines + rev_lines + done.lines, decls, prologue, finish, alias_pairs, tape

@@ -4,6 +4,8 @@
   and step invariant in the loop is `start + step * (iteration index within this execution)`.
 * Loads from arrays the function never writes: the memory still holds the same values when the
   reverse sweep runs (provided no written array aliases them: the API checks that per call).
+* Loads of final values: from an array nothing writes after the load (on any path to the return).
+  The reverse sweep never writes primal memory, so it finds the value the load read.
 """
 from __future__ import annotations
 
@@ -66,24 +68,63 @@ def ref_of(ins: Instruction) -> str:
     return ref(ins.result)
 
 
+def _written_by(ins: Instruction, roots: dict[str, frozenset]) -> frozenset:
+    """Roots of the memory one instruction may write (a store, a memset/memcpy destination, a call
+    that receives pointers)."""
+    if ins.opcode == "store":
+        ptrs = [ins.operands[1]]
+    elif ins.opcode == "call" and not ins.callee.startswith(("llvm.lifetime", "NRT_incref", "NRT_decref",
+                                                             "NRT_MemInfo_data_fast")):
+        ptrs = [o for o in ins.operands if o.type == "ptr"]
+        if ins.callee.startswith(("llvm.memcpy", "llvm.memmove")):
+            ptrs = ptrs[:1]
+    else:
+        return frozenset()
+    out = frozenset()
+    for p in ptrs:
+        if p.is_local:
+            out |= roots.get(p.name, frozenset([("other", p.name)]))
+    return out
+
+
 def written_roots(fn: Function, roots: dict[str, frozenset]) -> set:
-    """Roots of all memory the function may write (stores, memset/memcpy destinations, calls
-    that receive pointers)."""
+    """Roots of all memory the function may write."""
     out: set = set()
     for b in fn.blocks:
         for ins in b.instructions:
-            if ins.opcode == "store":
-                ptrs = [ins.operands[1]]
-            elif ins.opcode == "call" and not ins.callee.startswith(("llvm.lifetime", "NRT_incref", "NRT_decref",
-                                                                     "NRT_MemInfo_data_fast")):
-                ptrs = [o for o in ins.operands if o.type == "ptr"]
-                if ins.callee.startswith(("llvm.memcpy", "llvm.memmove")):
-                    ptrs = ptrs[:1]
-            else:
+            out |= _written_by(ins, roots)
+    return out
+
+
+def final_value_loads(fn: Function, roots: dict[str, frozenset], data_params: set[str]) -> set[str]:
+    """Loads from array parameters that no write reachable after the load touches (the API checks per
+    call that no other written array aliases them, as for read-only arrays)."""
+    block_writes = {b.name: frozenset().union(*(_written_by(i, roots) for i in b.instructions)) for b in fn.blocks}
+    reach_memo: dict[str, frozenset] = {}
+
+    def written_after_block(name: str) -> frozenset:
+        """Roots written in any block reachable from name's successors."""
+        if name not in reach_memo:
+            seen, work = set(), list(fn.block_map[name].succs)
+            while work:
+                b = work.pop()
+                if b not in seen:
+                    seen.add(b)
+                    work.extend(fn.block_map[b].succs)
+            reach_memo[name] = frozenset().union(*(block_writes[b] for b in seen))
+        return reach_memo[name]
+
+    out = set()
+    for b in fn.blocks:
+        for pos, ins in enumerate(b.instructions):
+            if ins.opcode != "load" or not ins.operands[0].is_local:
                 continue
-            for p in ptrs:
-                if p.is_local:
-                    out |= roots.get(p.name, frozenset([("other", p.name)]))
+            rs = roots.get(ins.operands[0].name)
+            if not rs or not all(kind == "param" and name in data_params for kind, name in rs):
+                continue
+            later = frozenset().union(*(_written_by(i, roots) for i in b.instructions[pos + 1:]))
+            if not (rs & later) and not (rs & written_after_block(b.name)):
+                out.add(ins.result)
     return out
 
 
