@@ -1,4 +1,4 @@
-# llad fuzz regression 05eb83249a15a9ca: non-finite derivative at a finite primal
+# llad fuzz regression 05eb83249a15a9ca: float32 adjoints overflow (the gradient is beyond float32 range): skip, not a failure
 # ruff: noqa  (generated code)
 import math
 
@@ -36,4 +36,3 @@ def kern(x, w, A, out, a):
 
 
 FUZZ_SPEC = {'n': 5, 'w_dup': True, 'A_dup': True, 'a_active': True, 'seed': 721573, 'x_strided': False, 'A_fortran': False, 'f32': True}
-XFAIL = "found by tools/fuzz.py, not yet triaged: non-finite derivative at a finite primal"
