@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from .analysis.activity import ALLOC_CALLS, Activity
 from .analysis.cfg import CFG
+from .analysis.deferral import deferrable_loads
 from .analysis.recompute import (
     final_value_loads,
     induction_variables,
@@ -46,7 +47,7 @@ from .rules import (
     scaled,
 )
 from .shadow import gep_text, guarded, meminfo_or_standin, memset_call, null_preserving, shadow_name, shadow_of
-from .tape import RECOMPUTABLE, RESERVE_IR, Tape
+from .tape import _SIZES, RECOMPUTABLE, RESERVE_IR, Tape
 
 ACTIVE = "active"
 # float arithmetic the reverse sweep recomputes rather than tapes when its operands come for free
@@ -77,6 +78,11 @@ class ReverseGenerator:
         self.trip_counts = {lp.index: tc for lp in cfg.loops if simple_loop_entry(fn, lp) is not None
                             and all(fn.block_map[b].succs for b in lp.blocks)
                             and (tc := trip_count(fn, cfg, self.ivs, lp)) is not None}
+        # loads whose adjoints go to a scratch array, added to the shadow after the reverse loop
+        self.deferred = deferrable_loads(fn, cfg, act, self.ivs, set(self.trip_counts)) if assume_noalias else {}
+        self.defer_slots: dict[int, list[str]] = {}
+        for name, lp in sorted(self.deferred.items()):
+            self.defer_slots.setdefault(lp.index, []).append(name)
         self.guarded = _select_operand_cone(fn, act)
         self._free_memo: dict = {}
         self.declarations: dict[str, str] = {}
@@ -170,9 +176,12 @@ class ReverseGenerator:
         return all(self._free(o.name, depth) for o in ins.operands if o.is_local)
 
     def _induction_variable(self, ins: Instruction) -> str:
+        g, g0 = self.iteration(self.ivs[ins.result].loop)
+        return self._iv_at(ins, self.b.op("sub", "i64", g, g0))
+
+    def _iv_at(self, ins: Instruction, local: str) -> str:
+        """The value of induction variable `ins` in iteration `local` (from 0) of its loop's execution."""
         iv = self.ivs[ins.result]
-        g, g0 = self.iteration(iv.loop)
-        local = self.b.op("sub", "i64", g, g0)
         if ins.type != "i64":
             local = self.b.cast("trunc", "i64", local, ins.type)
         delta = self.b.op("mul", ins.type, local, self.need(iv.step))
@@ -207,6 +216,50 @@ class ReverseGenerator:
             self.declarations["llvm.smax.i64"] = "declare i64 @llvm.smax.i64(i64, i64)"
             ctr = b.load("i64", ref(f"ctr.{lp.index}"))
             b.store("i64", b.op("sub", "i64", ctr, n), ref(f"g0r.{lp.index}"))
+            slots = self.defer_slots.get(lp.index)
+            if slots:       # room for every iteration's deferred adjoints (contents need not survive)
+                i = lp.index
+                b.store("i64", n, ref(f"dfn.{i}"))
+                st = b.call("{ ptr, i64 }", "llad.tape.reserve", [("ptr", b.load("ptr", ref(f"dfb.{i}"))),
+                                                                  ("i64", b.load("i64", ref(f"dfc.{i}"))),
+                                                                  ("i64", n), ("i64", str(8 * len(slots)))])
+                b.store("ptr", b.extract("{ ptr, i64 }", st, 0), ref(f"dfb.{i}"))
+                b.store("i64", b.extract("{ ptr, i64 }", st, 1), ref(f"dfc.{i}"))
+        self.block, self.avail = saved
+
+    def _scratch(self, lp, load: str, local: str) -> str:
+        """Where iteration `local` of loop lp keeps the deferred adjoint of `load`."""
+        b, i = self.b, lp.index
+        slot = self.defer_slots[i].index(load)
+        cap = b.load("i64", ref(f"dfc.{i}"))
+        off = b.op("add", "i64", b.op("mul", "i64", cap, str(8 * slot)),
+                   b.op("mul", "i64", local, str(_SIZES[self.fn.defs[load].type])))
+        return b.gep("i8", b.load("ptr", ref(f"dfb.{i}")), [("i64", off)])
+
+    def _flush_deferred(self, lp, label: str) -> None:
+        """After lp's reverse loop (on its way out, in block `label`): one loop per deferred load adds the
+        kept adjoints to the shadow, `shadow[address in iteration j] += scratch[j]`."""
+        saved = self.block, self.avail
+        n = self.b.load("i64", ref(f"dfn.{lp.index}"))
+        for slot, name in enumerate(self.defer_slots[lp.index]):
+            load = self.fn.defs[name]
+            self.block, self.avail = Block(f"{lp.header}.flush.{slot}"), {}
+            head, done = f"dfl.{lp.index}.{slot}", f"dfl.{lp.index}.{slot}.done"
+            j, jn = ref(f"dfj.{lp.index}.{slot}"), ref(f"dfjn.{lp.index}.{slot}")
+            self.b.emit(f"br label %{head}")
+            self.b.lines.append(f"{head}:")
+            self.b.emit(f"{j} = phi i64 [ 0, %{label} ], [ {jn}, %{head} ]")
+            for iv_name, iv in self.ivs.items():
+                if iv.loop is lp:
+                    self.avail[iv_name] = self._iv_at(self.fn.defs[iv_name], j)
+            v = self.b.load(load.type, self._scratch(lp, name, j), meta=self.tape.meta)
+            ptr = load.operands[0]
+            self.b.accumulate(load.type, self.need_shadow(ptr), v, self._meta(ptr, True))
+            self.b.emit(f"{jn} = add i64 {j}, 1")
+            more = self.b.icmp("ult", "i64", jn, n)
+            self.b.emit(f"br i1 {more}, label %{head}, label %{done}")
+            self.b.lines.append(f"{done}:")
+            label = done
         self.block, self.avail = saved
 
     def _recompute(self, ins: Instruction) -> str:
@@ -298,6 +351,8 @@ class ReverseGenerator:
             for p, e in zip(preds, edges):
                 self.b.lines.append(f"{e[1:]}:")
                 self._route_phis(phi_adjoints, p)
+                if entry is not None and p == entry and loop.index in self.defer_slots:
+                    self._flush_deferred(loop, e[1:])
                 self._enter_loops(block, p)
                 self.b.emit(f"br label {rev(p)}")
 
@@ -364,6 +419,13 @@ class ReverseGenerator:
 
     def visit_load(self, ins: Instruction) -> None:
         adj = self.take_adjoint(ins)
+        lp = self.deferred.get(ins.result)
+        if lp is not None:         # every iteration writes its slot: the flush adds them all
+            g, g0 = self.iteration(lp)
+            value = fconst(ins.type, 0.0) if is_const_zero(adj) else adj
+            self.b.store(ins.type, value, self._scratch(lp, ins.result, self.b.op("sub", "i64", g, g0)),
+                         self.tape.meta)
+            return
         if not is_const_zero(adj):
             self.b.accumulate(ins.type, self.memory_shadow(ins.operands[0], True), adj,
                               self._meta(ins.operands[0], True))
@@ -491,7 +553,9 @@ class AugmentedForward(ForwardGenerator):
         if block.name not in self.tape.pred_id_blocks:
             return []
         preds = [p for p in block.preds if p in self.cfg.loop_of]
-        pairs = ", ".join(f"[ {i}, {ref(p)} ]" for i, p in enumerate(preds))
+        # one entry per edge: a switch with several cases to this block is that many edges
+        pairs = ", ".join(f"[ {i}, {ref(p)} ]" for i, p in enumerate(preds)
+                          for _ in range(max(1, self.fn.block_map[p].terminator.targets.count(block.name))))
         return [f"{ref(pred_id_name(block.name))} = phi i8 {pairs}"]
 
     def after_phis(self, block: Block) -> None:
@@ -561,11 +625,16 @@ def reverse_function_body(fn, act, cfg, plan, primal, location, out_llty, ret_ll
     if plan.report_tape:
         extra += tape.report(done)
     tape.free_all(done)
+    for i in sorted(gen.defer_slots):
+        done.emit(f"call void @free(ptr {done.load('ptr', f'%dfb.{i}')})")
     _store_outputs(done, out_llty, ret_llty, has_primal, plan, ret, extra)
     done.emit("ret i32 0")
 
     prologue = tape.prologue()
     prologue += [f"  %g0r.{i} = alloca i64" for i in sorted(gen.trip_counts)]
+    for i in sorted(gen.defer_slots):
+        prologue += [f"  %dfb.{i} = alloca ptr", f"  store ptr null, ptr %dfb.{i}", f"  %dfc.{i} = alloca i64",
+                     f"  store i64 0, ptr %dfc.{i}", f"  %dfn.{i} = alloca i64"]
     for name in sorted(gen.slot_adjoints):
         ty = fn.param_types.get(name) or fn.defs[name].type
         slot = adjoint_slot(name)
@@ -576,7 +645,7 @@ def reverse_function_body(fn, act, cfg, plan, primal, location, out_llty, ret_ll
 
     def finish(text: str) -> str:
         text = tape.finish(text)
-        if "@llad.tape.reserve" in text:
+        if "llad.tape.reserve" in text:
             text += RESERVE_IR
         return text
     written = {r[1] for r in gen.written if r[0] == "param"}

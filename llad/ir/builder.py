@@ -91,6 +91,11 @@ class Builder:
         self.emit(f"{r} = {opcode} {src_ty} {v} to {dst_ty}")
         return r
 
+    def extract(self, agg_ty: str, v: str, index: int) -> str:
+        r = self.namer.fresh()
+        self.emit(f"{r} = extractvalue {agg_ty} {v}, {index}")
+        return r
+
     def call(self, ret_ty: str, fn: str, args: list[tuple[str, str]]) -> str:
         argtext = ", ".join(f"{t} {v}" for t, v in args)
         if ret_ty == "void":

@@ -48,6 +48,37 @@ def heat_reaction_energy(u, steps, dt):
     return e
 
 
+@case(lambda rng: [dup(rng.uniform(-1.0, 1.0, 11), role="inout"), const(4)])
+@njit
+def gauss_seidel_sweeps(u, sweeps):
+    """In-place Gauss-Seidel smoothing: the loop reads and writes u, so its reverse reads adjoints of u
+    inside the loop (no deferred accumulation may apply)."""
+    n = u.shape[0]
+    for _ in range(sweeps):
+        for i in range(1, n - 1):
+            u[i] = 0.5 * (u[i - 1] + u[i + 1]) + 0.1 * math.sin(u[i])
+    s = 0.0
+    for i in range(n):
+        s += u[i] * u[i]
+    return s
+
+
+@case(lambda rng: [dup(rng.uniform(-1.0, 1.0, 13)), dup(rng.uniform(-1.0, 1.0, 13), role="out")],
+      returns="none")
+@njit
+def stencil_with_branch(u, out):
+    """A stencil whose far neighbour is read only on some iterations (a load that does not run every
+    iteration), next to loads that do."""
+    n = u.shape[0]
+    for i in (0, 1, n - 2, n - 1):
+        out[i] = u[i]
+    for i in range(2, n - 2):
+        v = u[i - 1] - 2.0 * u[i] * u[i + 1]
+        if u[i] > 0.0:
+            v += u[i + 2] * u[i - 2]
+        out[i] = v
+
+
 @case(lambda rng: [dup(rng.normal(size=(6, 6)), role="inout"), const(6)], returns="none")
 @njit
 def heat2d_inplace(U, steps):
