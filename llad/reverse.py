@@ -331,8 +331,10 @@ class ReverseGenerator:
             first = self.b.icmp("eq", "i64", g, g0)
             preds = [entry, loop.latches[0]]
         elif len(preds) > 1:
-            pid = self.tape.load(self.b, pred_id_name(block.name), "i8", block.name, block.name)
-            self.tape.needs_pred_id(block.name)
+            pid = self._recomputed_pred_id(block, preds)
+            if pid is None:
+                pid = self.tape.load(self.b, pred_id_name(block.name), "i8", block.name, block.name)
+                self.tape.needs_pred_id(block.name)
         if header:
             self.tape.end_reverse_iteration(self.b, loop)
         if not preds:
@@ -355,6 +357,34 @@ class ReverseGenerator:
                     self._flush_deferred(loop, e[1:])
                 self._enter_loops(block, p)
                 self.b.emit(f"br label {rev(p)}")
+
+    def _recomputed_pred_id(self, block: Block, preds: list[str]) -> str | None:
+        """Which of two predecessors `block` was entered from, without the tape, when one of them, G,
+        branches on a condition the reverse sweep recomputes for free (a loop guard `n > 2`): G
+        dominates the other, E, every path from `block` back to E passes G, and G, `block` share their
+        innermost loop.  Then `block` came from G exactly when G's last branch went to it."""
+        if len(preds) != 2:
+            return None
+        for gi, g in enumerate(preds):
+            e, term = preds[1 - gi], self.fn.block_map[g].terminator
+            if term.opcode != "br" or len(term.targets) != 2 or len(set(term.targets)) != 2 \
+                    or not term.operands[0].is_local or not self.cfg.dominates(g, e) \
+                    or self.cfg.loop_of.get(g) is not self.cfg.loop_of.get(block.name) \
+                    or e in self._reachable_avoiding(block.name, g) or not self._free(term.operands[0].name, 4):
+                continue
+            cond = self.need(term.operands[0])
+            direct = term.targets[0] == block.name        # the true edge goes to block
+            return self.b.select(cond, "i8", str(gi if direct else 1 - gi), str(1 - gi if direct else gi))
+        return None
+
+    def _reachable_avoiding(self, start: str, avoid: str) -> set[str]:
+        seen, work = set(), list(self.fn.block_map[start].succs)
+        while work:
+            b = work.pop()
+            if b not in seen and b != avoid:
+                seen.add(b)
+                work.extend(self.fn.block_map[b].succs)
+        return seen
 
     def _route_phis(self, phi_adjoints, pred: str) -> None:
         for ins, adj in phi_adjoints:

@@ -74,13 +74,13 @@ def heat_steps(u, r, steps):
 
 def test_linear_stencil_keeps_no_values():
     """The heat stencil (n = 1000, T = 500) is linear: no value must be kept.  The final sum re-reads u
-    (nothing writes it afterwards), counted loops recompute where their iterations start; what is left
-    is one record per time step of which-branch ids."""
+    (nothing writes it afterwards), counted loops recompute where their iterations start, and the loop
+    guards' branches are recomputed: the tape holds a few bytes, whatever n and T."""
     n, steps, r = 1000, 500, 0.4
     u = np.random.default_rng(5).random(n)
     g = np.zeros(n)
     report = llad.tape_report(llad.Reverse, heat_steps, llad.Duplicated(u.copy(), g), r, steps)
-    assert report["used_bytes"] <= 8 * steps + 64, report
+    assert report["used_bytes"] <= 64, report
     # the gradient: 2 u_T pushed back through the transposed (here symmetric) stencil
     final = u.copy()
     heat_steps(final, r, steps)
