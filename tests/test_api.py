@@ -289,3 +289,23 @@ def test_batch_interleaved_ir_uses_vector_memory():
     text = llad.dump(llad.Forward, _smooth_into, *args, depth="deriv")
     assert "load <4 x double>" in text and "store <4 x double>" in text
     assert "[4 x double]" in text            # shadow addresses scaled by k
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_interleave_layout_mirrors_the_primal(seed):
+    """For any view (negative, non-unit, transposed strides), element e of shadow j lives at k times
+    e's byte offset in the primal, plus j elements: the layout the derivative addresses."""
+    rng = np.random.default_rng(seed)
+    base = rng.random((7, 9))
+    views = [base, base.T, base[::-2, 1::3], base[2:, ::-1], base[:, 4], base[::3, ::-2].T]
+    v = views[seed % len(views)]
+    k = int(rng.integers(2, 6))
+    dvs = tuple(rng.standard_normal(v.shape) for _ in range(k))
+    full = api._interleave(v, dvs)
+    for j in range(k):
+        np.testing.assert_array_equal(full[..., j], dvs[j])
+    origin = full[(0,) * v.ndim].__array_interface__["data"][0]
+    for idx in np.ndindex(*v.shape):
+        offset = sum(i * s for i, s in zip(idx, v.strides))
+        assert full[idx].__array_interface__["data"][0] - origin == k * offset
+        assert full[idx].strides == (v.itemsize,)
