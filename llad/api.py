@@ -17,7 +17,7 @@ from .pipeline import ACTIVE, CONST, DUP, Plan, build_derivative
 
 
 # --- modes ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)      # the four modes are singletons: identity equality, a fast hash
 class Mode:
     name: str
     reverse: bool
