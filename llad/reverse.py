@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from .analysis.activity import ALLOC_CALLS, Activity
 from .analysis.cfg import CFG
-from .analysis.deferral import deferrable_loads
+from .analysis.deferral import deferrable_loads, gather_groups
 from .analysis.recompute import (
     final_value_loads,
     induction_variables,
@@ -83,6 +83,16 @@ class ReverseGenerator:
         self.defer_slots: dict[int, list[str]] = {}
         for name, lp in sorted(self.deferred.items()):
             self.defer_slots.setdefault(lp.index, []).append(name)
+        # stencil groups: one gather loop per group; each load's adjoints stored at the element it reads
+        self.gathers = {i: gather_groups(fn, next(lp for lp in cfg.loops if lp.index == i), names, self.ivs)
+                        for i, names in self.defer_slots.items()}
+        self.defer_shift: dict[str, int] = {}          # load -> scratch index minus iteration index
+        self.defer_pad: dict[int, int] = {}            # loop -> extra scratch elements per slot
+        for i, groups in self.gathers.items():
+            for _, members in groups:
+                low, high = min(d for _, d in members), max(d for _, d in members)
+                self.defer_pad[i] = max(self.defer_pad.get(i, 0), high - low)
+                self.defer_shift.update((name, d - low) for name, d in members)
         self.guarded = _select_operand_cone(fn, act)
         self._free_memo: dict = {}
         self.declarations: dict[str, str] = {}
@@ -220,15 +230,23 @@ class ReverseGenerator:
             if slots:       # room for every iteration's deferred adjoints (contents need not survive)
                 i = lp.index
                 b.store("i64", n, ref(f"dfn.{i}"))
+                room = b.op("add", "i64", n, str(self.defer_pad.get(i, 0)))
                 st = b.call("{ ptr, i64 }", "llad.tape.reserve", [("ptr", b.load("ptr", ref(f"dfb.{i}"))),
                                                                   ("i64", b.load("i64", ref(f"dfc.{i}"))),
-                                                                  ("i64", n), ("i64", str(8 * len(slots)))])
+                                                                  ("i64", room), ("i64", str(8 * len(slots)))])
                 b.store("ptr", b.extract("{ ptr, i64 }", st, 0), ref(f"dfb.{i}"))
                 b.store("i64", b.extract("{ ptr, i64 }", st, 1), ref(f"dfc.{i}"))
         self.block, self.avail = saved
 
     def _scratch(self, lp, load: str, local: str) -> str:
-        """Where iteration `local` of loop lp keeps the deferred adjoint of `load`."""
+        """Where iteration `local` of loop lp keeps the deferred adjoint of `load` (in a stencil group:
+        at the element it reads, counted from the group's lowest offset)."""
+        if self.defer_shift.get(load):
+            local = self.b.op("add", "i64", local, str(self.defer_shift[load]))
+        return self._scratch_at(lp, load, local)
+
+    def _scratch_at(self, lp, load: str, local: str) -> str:
+        """Element `local` of `load`'s scratch array (one per deferred load, `capacity` elements)."""
         b, i = self.b, lp.index
         slot = self.defer_slots[i].index(load)
         cap = b.load("i64", ref(f"dfc.{i}"))
@@ -239,26 +257,43 @@ class ReverseGenerator:
     def _flush_deferred(self, lp, label: str) -> None:
         """After lp's reverse loop (on its way out, in block `label`): one loop per deferred load adds the
         kept adjoints to the shadow, `shadow[address in iteration j] += scratch[j]`."""
-        saved = self.block, self.avail
-        n = self.b.load("i64", ref(f"dfn.{lp.index}"))
-        for slot, name in enumerate(self.defer_slots[lp.index]):
-            load = self.fn.defs[name]
-            self.block, self.avail = Block(f"{lp.header}.flush.{slot}"), {}
-            head, done = f"dfl.{lp.index}.{slot}", f"dfl.{lp.index}.{slot}.done"
-            j, jn = ref(f"dfj.{lp.index}.{slot}"), ref(f"dfjn.{lp.index}.{slot}")
-            self.b.emit(f"br label %{head}")
-            self.b.lines.append(f"{head}:")
-            self.b.emit(f"{j} = phi i64 [ 0, %{label} ], [ {jn}, %{head} ]")
+        saved, i, b = (self.block, self.avail), lp.index, self.b
+        n = b.load("i64", ref(f"dfn.{i}"))
+        grouped = {name for _, members in self.gathers.get(i, []) for name, _ in members}
+        loops = [(f"{slot}", [name], name, 0, n) for slot, name in enumerate(self.defer_slots[i])
+                 if name not in grouped]
+        for g, (q, members) in enumerate(self.gathers.get(i, [])):
+            low, high = min(d for _, d in members), max(d for _, d in members)
+            for name, d in members:      # t_m holds the elements its load reads: zero the rest of the range
+                size = _SIZES[self.fn.defs[name].type]
+                if d - low:
+                    b.emit(memset_call(self._scratch_at(lp, name, "0"), "i64", str((d - low) * size)))
+                if high - d:
+                    end = b.op("add", "i64", n, str(d - low))
+                    b.emit(memset_call(self._scratch_at(lp, name, end), "i64", str((high - d) * size)))
+            loops.append((f"g{g}", [name for name, _ in members], q, low, b.op("add", "i64", n, str(high - low))))
+        for tag, names, ptr_name, low, count in loops:
+            load = self.fn.defs[names[0]]
+            self.block, self.avail = Block(f"{lp.header}.flush.{tag}"), {}
+            head, done = f"dfl.{i}.{tag}", f"dfl.{i}.{tag}.done"
+            j, jn = ref(f"dfj.{i}.{tag}"), ref(f"dfjn.{i}.{tag}")
+            b.emit(f"br label %{head}")
+            b.lines.append(f"{head}:")
+            b.emit(f"{j} = phi i64 [ 0, %{label} ], [ {jn}, %{head} ]")
+            at = b.op("add", "i64", j, str(low)) if low else j     # the iteration whose address is element j
             for iv_name, iv in self.ivs.items():
                 if iv.loop is lp:
-                    self.avail[iv_name] = self._iv_at(self.fn.defs[iv_name], j)
-            v = self.b.load(load.type, self._scratch(lp, name, j), meta=self.tape.meta)
-            ptr = load.operands[0]
-            self.b.accumulate(load.type, self.need_shadow(ptr), v, self._meta(ptr, True))
-            self.b.emit(f"{jn} = add i64 {j}, 1")
-            more = self.b.icmp("ult", "i64", jn, n)
-            self.b.emit(f"br i1 {more}, label %{head}, label %{done}")
-            self.b.lines.append(f"{done}:")
+                    self.avail[iv_name] = self._iv_at(self.fn.defs[iv_name], at)
+            total = None
+            for name in names:
+                v = b.load(load.type, self._scratch_at(lp, name, j), meta=self.tape.meta)
+                total = v if total is None else b.fadd(load.type, total, v)
+            ptr = Operand("ptr", ref(ptr_name)) if len(names) > 1 else load.operands[0]
+            b.accumulate(load.type, self.need_shadow(ptr), total, self._meta(ptr, True))
+            b.emit(f"{jn} = add i64 {j}, 1")
+            more = b.icmp("ult", "i64", jn, count)
+            b.emit(f"br i1 {more}, label %{head}, label %{done}")
+            b.lines.append(f"{done}:")
             label = done
         self.block, self.avail = saved
 

@@ -170,8 +170,8 @@ def test_reverse_tells_llvm_which_memory_is_disjoint():
 
 @numba.njit
 def stencil_2d(u, out, c):
-    """A 5-point stencil: the reverse of each row loop updates every element of su from five
-    iterations, which llad defers (scratch, then one vectorisable loop per load)."""
+    """A 5-point stencil: the reverse of each row loop updates every element of su from several
+    iterations, which llad defers (scratch, then vectorisable loops after the reverse loop)."""
     n, m = u.shape
     for i in range(1, n - 1):
         for j in range(1, m - 1):
@@ -188,7 +188,9 @@ def test_reverse_defers_stencil_accumulations():
     u, out = rng.random((9, 11)), np.zeros((9, 11))
     args = (llad.Duplicated(u, np.zeros_like(u)), llad.Duplicated(out, np.zeros_like(out)), 0.2)
     fn = _function(llad.dump(llad.Reverse, stencil_2d, llad.Active, *args, depth="deriv"))
-    assert len(re.findall(r"^dfl\.\d+\.\d+:", fn, re.M)) == 5          # one flush loop per load of u
+    # loads of one row at fixed offsets share one gather loop; the rows above and below get their own
+    assert re.search(r"^dfl\.\d+\.g0:", fn, re.M)
+    assert 2 <= len(re.findall(r"^dfl\.\d+\.g?\d+:", fn, re.M)) < 5
     du, dout = np.zeros_like(u), np.zeros_like(out)
     llad.autodiff(llad.Reverse, stencil_2d, llad.Active, llad.Duplicated(u, du), llad.Duplicated(out.copy(), dout),
                   0.2)

@@ -4,9 +4,10 @@ shadow after the reverse loop, instead of `shadow[p] += adjoint` inside it.
 A stencil `t[i] = u[i-1] - 2 u[i] + u[i+1]` has the reverse `su[i-1] += a; su[i] -= 2a; su[i+1] += a`:
 each element of `su` is updated by three consecutive iterations, so the reverse loop carries a
 dependence through memory and LLVM cannot vectorise it (the primal loop, a gather, vectorises).  With
-deferral the reverse loop only writes each iteration's adjoints into a scratch array (no dependence
-between iterations), and one loop per load then adds them, `su[i + c] += scratch_c[i]`: each of those
-touches every element once, and vectorises.
+deferral the reverse loop only writes each iteration's adjoints into scratch arrays (no dependence
+between iterations), and loops after it add them: for loads at fixed offsets from one address (see
+`gather_groups`) one gather loop `su[e] += t_-1[e] + t_0[e] + t_1[e]`, else one loop per load,
+`su[i + c] += t_c[i]`; each touches every element once, and vectorises.
 
 A load of loop L qualifies when
 * another load of the same array in L reads another address (otherwise nothing is carried between
@@ -117,3 +118,34 @@ def _only_loads_touch(fn: Function, lp: Loop, act: Activity, roots: frozenset) -
                         or any(kind == "other" for kind, _ in act.roots.get(p.name, ())):
                     return False
     return True
+
+
+def gather_groups(fn: Function, lp: Loop, loads: list[str], ivs: dict) -> list[tuple[str, list[tuple[str, int]]]]:
+    """Deferred loads of lp that read one array at fixed element offsets from one unit-stride address
+    `Q = getelementptr T, B, iv` (the load's pointer is Q or Q plus a constant): a stencil.  Their
+    flush can be one gather loop, `shadow[e] += t_0[e] + t_1[e] + ...`, with each t_m written at the
+    element the load reads (its iteration plus its offset) rather than at its iteration.
+    Returns [(Q, [(load, element offset), ...]), ...] for groups of two or more loads."""
+    groups: dict[str, list[tuple[str, int]]] = {}
+    for name in loads:
+        load = fn.defs[name]
+        size = _SIZE.get(load.type)
+        ptr, off = load.operands[0].name, 0
+        ins = fn.defs.get(ptr)
+        if ins is not None and ins.opcode == "getelementptr" and ins.source_type == "i8" \
+                and len(ins.operands) == 2 and not ins.operands[1].is_local and ins.operands[0].is_local:
+            ptr, off = ins.operands[0].name, int(ins.operands[1].text)
+        q = fn.defs.get(ptr)
+        if size is None or off % size or q is None or q.opcode != "getelementptr" or len(q.operands) != 2 \
+                or _SIZE.get(q.source_type) != size or q.block.name not in lp.blocks:
+            continue
+        base, idx = q.operands
+        iv = ivs.get(idx.name) if idx.is_local else None
+        if iv is None or iv.loop is not lp or iv.negate or iv.step.text != "1" or not base.is_local \
+                or (fn.defs.get(base.name) is not None and fn.defs[base.name].block.name in lp.blocks):
+            continue
+        groups.setdefault(ptr, []).append((name, off // size))
+    return [(q, members) for q, members in groups.items() if len(members) > 1]
+
+
+_SIZE = {"double": 8, "float": 4}
