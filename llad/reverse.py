@@ -255,8 +255,10 @@ class ReverseGenerator:
         return b.gep("i8", b.load("ptr", ref(f"dfb.{i}")), [("i64", off)])
 
     def _flush_deferred(self, lp, label: str) -> None:
-        """After lp's reverse loop (on its way out, in block `label`): one loop per deferred load adds the
-        kept adjoints to the shadow, `shadow[address in iteration j] += scratch[j]`."""
+        """After lp's reverse loop (on its way out, in block `label`), add the kept adjoints to the
+        shadow: a stencil group in one gather loop over the elements it reads, `shadow[e] += t_0[e] +
+        t_1[e] + ...` (zeroing first the scratch elements no iteration wrote), every other deferred load
+        in its own loop, `shadow[address in iteration j] += t[j]`."""
         saved, i, b = (self.block, self.avail), lp.index, self.b
         n = b.load("i64", ref(f"dfn.{i}"))
         grouped = {name for _, members in self.gathers.get(i, []) for name, _ in members}
