@@ -78,9 +78,8 @@ class ForwardGenerator:
 
     def interleaved_gep(self, ins: Instruction, base: str) -> str:
         """`ins` on an interleaved shadow: every byte offset scaled by k."""
-        if len(ins.operands) == 2:
-            return gep_text(ins, base).replace(f" {ins.source_type}, ptr",
-                                               f" [{self.k} x {ins.source_type}], ptr", 1)
+        if len(ins.operands) == 2:         # one index: k elements of the source type per step
+            return gep_text(ins, base, source_type=f"[{self.k} x {ins.source_type}]")
         g, off = self.b.namer.fresh(), self.b.namer.fresh()
         idx = ", ".join(f"{o.type} {o.text}" for o in ins.operands[1:])
         self.b.emit(f"{g} = getelementptr {ins.source_type}, ptr null, {idx}")

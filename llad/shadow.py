@@ -62,11 +62,12 @@ def _unless_null(b, test: str, if_null: str, otherwise: str, name: str | None = 
     return b.select(b.icmp("eq", "ptr", test, "null"), "ptr", if_null, otherwise, name)
 
 
-def gep_text(ins: Instruction, base: str, rename=lambda op: op.text) -> str:
-    """The text of `ins` (a getelementptr) on another base pointer, indices renamed by `rename`."""
+def gep_text(ins: Instruction, base: str, rename=lambda op: op.text, source_type: str | None = None) -> str:
+    """The text of `ins` (a getelementptr) on another base pointer, indices renamed by `rename`
+    (and, for an interleaved shadow, on another element type)."""
     flags = " inbounds" if " inbounds " in ins.text else ""
     idx = ", ".join(f"{o.type} {rename(o)}" for o in ins.operands[1:])
-    return f"getelementptr{flags} {ins.source_type}, ptr {base}, {idx}"
+    return f"getelementptr{flags} {source_type or ins.source_type}, ptr {base}, {idx}"
 
 
 def memset_call(ptr: str, size_ty: str, size: str) -> str:
