@@ -60,7 +60,9 @@ class AliasScopes:
             return f"s.{name}"
         return None
 
-    def _scopes(self, ptr: str, shadow: bool) -> tuple | None:
+    def scopes_of(self, ptr: str, shadow: bool) -> tuple | None:
+        """The names of the scopes a load or store through `ptr` (or its shadow) belongs to; None: no
+        claim (a pointer of unknown origin)."""
         roots = self.act.roots.get(ptr)
         if not roots:
             return None
@@ -95,7 +97,7 @@ class AliasScopes:
         key = (ptr_operand.name, shadow)
         out = self._cache.get(key)
         if out is None:
-            scopes = self._scopes(ptr_operand.name, shadow)
+            scopes = self.scopes_of(ptr_operand.name, shadow)
             if scopes is None:
                 out = ""
             else:

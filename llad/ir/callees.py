@@ -1,0 +1,116 @@
+"""What a call is: the one place that tells allocation, free, memory intrinsics, runtime bookkeeping,
+math with a derivative rule and unknown calls apart (as Enzyme's LibraryFuncs.h does).
+
+Every analysis and generator asks `classify(callee)` instead of testing name prefixes itself, and
+`written_operands(call)` for the memory a call may write.  Names are the callee without `@`.
+"""
+from __future__ import annotations
+
+import enum
+import re
+from functools import lru_cache
+
+from .model import Instruction, Operand
+
+
+class CallKind(enum.Enum):
+    ALLOC = "alloc"                # NRT_MemInfo_alloc*: fresh memory, size first; the result is a meminfo
+    WRAP = "wrap"                  # NRT_MemInfo_new: a meminfo around memory that already exists
+    DATA_POINTER = "data_pointer"  # NRT_MemInfo_data_fast(mi): the data pointer of a meminfo
+    REFCOUNT = "refcount"          # NRT_incref / NRT_decref (decref may free: no derivative, not ignorable)
+    MEMSET = "memset"              # llvm.memset.*
+    MEMCPY = "memcpy"              # llvm.memcpy.* / llvm.memmove.*
+    MARKER = "marker"              # llvm.lifetime.*, llvm.assume, llvm.expect: no values, no memory
+    INTEGER = "integer"            # integer intrinsics and runtime helpers: results carry no derivative
+    MATH = "math"                  # a float function with a rule in llad.rules
+    INDIRECT = "indirect"          # a call through a function pointer (ctypes, cffi)
+    JITTED = "jitted"              # a Numba-compiled function that was not inlined (recursion)
+    UNKNOWN = "unknown"            # anything else: differentiable only if no active value reaches it
+
+
+INDIRECT_CALLEE = "<indirect call through a function pointer>"
+
+_PREFIXES = (
+    (("NRT_MemInfo_alloc_aligned", "NRT_MemInfo_alloc_safe_aligned", "NRT_MemInfo_alloc"), CallKind.ALLOC),
+    (("NRT_MemInfo_new",), CallKind.WRAP),
+    (("NRT_MemInfo_data_fast",), CallKind.DATA_POINTER),
+    (("NRT_incref", "NRT_decref"), CallKind.REFCOUNT),
+    (("llvm.memset.",), CallKind.MEMSET),
+    (("llvm.memcpy.", "llvm.memmove."), CallKind.MEMCPY),
+    (("llvm.lifetime.", "llvm.assume", "llvm.expect"), CallKind.MARKER),
+    (("llvm.smax", "llvm.smin", "llvm.umax", "llvm.umin", "llvm.abs.", "llvm.sadd.with.overflow",
+      "llvm.smul.with.overflow", "llvm.umul.with.overflow", "llvm.uadd.with.overflow", "llvm.ssub.with.overflow",
+      "llvm.usub.with.overflow", "llvm.ctlz", "llvm.cttz", "llvm.ctpop", "numba_attempt_nocopy_reshape"),
+     CallKind.INTEGER),
+)
+
+# calls whose pointer arguments are only read (or whose writes are integers into operand 5 alone)
+_WRITES_NOTHING = {CallKind.DATA_POINTER, CallKind.REFCOUNT, CallKind.MARKER, CallKind.MATH}
+# numba_attempt_nocopy_reshape(nd, dims, strides, newnd, newdims, newstrides, itemsize, is_f_order)
+_RESHAPE_WRITES = 5
+
+_LIBM_FLOAT32_SUFFIX = "f"
+
+
+@lru_cache(maxsize=4096)
+def classify(callee: str) -> CallKind:
+    for prefixes, kind in _PREFIXES:
+        if callee.startswith(prefixes):
+            return kind
+    if callee == INDIRECT_CALLEE:
+        return CallKind.INDIRECT
+    if rule_name(callee) is not None:
+        return CallKind.MATH
+    if callee.startswith("_ZN"):
+        return CallKind.JITTED
+    return CallKind.UNKNOWN
+
+
+def rule_name(callee: str) -> str | None:
+    """The rule of a math call: `llvm.sin.f64` -> `sin`, `tanhf` -> `tanh`, `numba_gammaf` -> `numba_gamma`;
+    None when llad.rules has none."""
+    from ..rules import RULES
+    if callee.startswith("llvm."):
+        name = callee.split(".")[1]
+        return name if name in RULES else None
+    if callee in RULES:
+        return callee
+    if callee.endswith(_LIBM_FLOAT32_SUFFIX) and callee[:-1] in RULES and callee[:-1] in _FLOAT32_LIBM:
+        return callee[:-1]
+    return None
+
+
+_FLOAT32_LIBM = set(
+    "sin cos tan exp exp2 expm1 log log2 log10 log1p sqrt cbrt pow fabs floor ceil trunc round rint nearbyint "
+    "copysign tanh sinh cosh asin acos atan asinh acosh atanh erf erfc lgamma tgamma atan2 hypot fma fmin fmax "
+    "numba_gamma".split())
+
+
+def written_operands(call: Instruction) -> list[Operand]:
+    """The pointer operands whose memory a call may write (every pointer argument of an unknown call)."""
+    kind = classify(call.callee)
+    if kind in _WRITES_NOTHING:
+        return []
+    if kind in (CallKind.MEMSET, CallKind.MEMCPY):
+        return call.operands[:1]
+    if call.callee.startswith("numba_attempt_nocopy_reshape"):
+        return call.operands[_RESHAPE_WRITES:_RESHAPE_WRITES + 1]
+    return [o for o in call.operands if o.type == "ptr"]
+
+
+def python_name(callee: str) -> str:
+    """The name a user would recognise: `llvm.sin.f64` -> `sin`, `tanhf` -> `tanh`, a mangled
+    `_ZN8__main__6helperB2v3...` -> `helper`."""
+    if callee.startswith("llvm."):
+        return callee.split(".")[1]
+    if callee == INDIRECT_CALLEE:
+        return "ExternalFunctionPointer"
+    if callee.startswith("_ZN"):
+        names, rest = [], callee[3:]
+        while rest and rest[0].isdigit():
+            digits = re.match(r"\d+", rest).group(0)
+            n = int(digits)
+            names.append(rest[len(digits):len(digits) + n])
+            rest = rest[len(digits) + n:]
+        return names[-1] if names else ""
+    return callee[:-1] if callee.endswith("f") and len(callee) > 3 else callee
