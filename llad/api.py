@@ -13,7 +13,8 @@ from numpy.lib.array_utils import byte_bounds
 
 from . import frontend
 from .analysis.layout import LayoutConflict
-from .pipeline import ACTIVE, CONST, DUP, Plan, build_derivative
+from .pipeline import build_derivative
+from .plan import Act, Plan
 
 
 # --- modes ---------------------------------------------------------------------------------------
@@ -78,7 +79,7 @@ class BatchDuplicated(Annotation):
         self.val, self.dvals = val, dvals
 
 
-RETURN_ACTIVITIES = {Active: ACTIVE, Const: CONST, Duplicated: DUP, DuplicatedNoNeed: DUP}
+RETURN_ACTIVITIES = {Active: Act.ACTIVE, Const: Act.CONST, Duplicated: Act.DUP, DuplicatedNoNeed: Act.DUP}
 
 
 def _describe(v) -> str:
@@ -119,10 +120,10 @@ def _classify(i: int, a, reverse: bool):
             _check_shadow(i, a.val, dv, "BatchDuplicated")
         if reverse:
             raise TypeError("llad.autodiff: BatchDuplicated is a forward-mode annotation")
-        return DUP, a.val, tuple(a.dvals)
+        return Act.DUP, a.val, tuple(a.dvals)
     if isinstance(a, Duplicated):
         _check_shadow(i, a.val, a.dval, type(a).__name__)
-        return DUP, a.val, (a.dval,)
+        return Act.DUP, a.val, (a.dval,)
     if isinstance(a, Active):
         if not reverse:
             raise TypeError(f"llad.autodiff: argument {i} is Active, which forward modes do not take; pass the "
@@ -130,13 +131,13 @@ def _classify(i: int, a, reverse: bool):
         if not isinstance(a.val, (float, np.floating)) or isinstance(a.val, np.ndarray):
             raise TypeError(f"llad.autodiff: Active is for float scalars; argument {i} is {_describe(a.val)}"
                             + (" (use Duplicated(x, dx) for arrays)" if isinstance(a.val, np.ndarray) else ""))
-        return ACTIVE, a.val, ()
+        return Act.ACTIVE, a.val, ()
     if isinstance(a, Const):
-        return CONST, a.val, ()
+        return Act.CONST, a.val, ()
     if isinstance(a, type) and issubclass(a, Annotation):
         raise TypeError(f"llad.autodiff: argument {i} is the class {a.__name__} itself; wrap a value, e.g. "
                         f"{a.__name__}(x)")
-    return CONST, a, ()
+    return Act.CONST, a, ()
 
 
 _SUPPORTED_SCALARS = (bool, int, float, np.integer, np.floating, np.bool_)
@@ -269,12 +270,12 @@ def prepare(mode: Mode, f, args: tuple, interleave: bool = True):
     if ret_activity in (Duplicated, DuplicatedNoNeed) and mode.reverse:
         raise TypeError("llad.autodiff: return activity Duplicated is for forward modes; reverse modes take "
                         "Active (a float result) or Const")
-    widths = {len(s) for tag, _, s in classified if tag == DUP}
+    widths = {len(s) for tag, _, s in classified if tag == Act.DUP}
     if len(widths) > 1:
         raise ValueError("llad.autodiff: every BatchDuplicated argument must have the same number of shadows")
     width = widths.pop() if widths else 1
     argtypes = tuple(_typeof(i, v) for i, (_, v, _) in enumerate(classified))
-    inter = tuple(interleave and tag == DUP and not mode.reverse and _interleaves(v, width)
+    inter = tuple(interleave and tag == Act.DUP and not mode.reverse and _interleaves(v, width)
                   for tag, v, _ in classified)
     shadows = [_lanes(_interleave(v, s)) if x else tuple(_same_layout_shadow(v, dv) for dv in s)
                for x, (_, v, s) in zip(inter, classified)]
@@ -327,8 +328,8 @@ def _check_arity(dispatcher, n: int) -> None:
 def _default_return(dispatcher, argtypes, mode: Mode) -> str:
     cres = frontend.compile_primal(dispatcher, argtypes)
     if isinstance(cres.signature.return_type, types.Float):
-        return ACTIVE if mode.reverse else DUP
-    return CONST
+        return Act.ACTIVE if mode.reverse else Act.DUP
+    return Act.CONST
 
 
 def _arg_key(a):
@@ -521,7 +522,7 @@ def _aliased(args, pairs) -> bool:
 def _result_shaper(mode: Mode, plan: Plan, d, batch: bool):
     """A function from the derivative's output tuple to autodiff's result, for the hot path."""
     p = 1 if d.has_primal_output else 0
-    if mode.reverse or plan.ret_activity != DUP or batch:
+    if mode.reverse or plan.ret_activity != Act.DUP or batch:
         return lambda result: _shape_result(mode, plan, d, result, batch)
     if mode.with_primal:
         return lambda result: (result[p], result[0])
@@ -536,13 +537,13 @@ def _shape_result(mode: Mode, plan: Plan, d, result, batch: bool):
     if mode.reverse:
         derivs, k = [], pos
         for tag in plan.activities:
-            if tag == ACTIVE:
+            if tag == Act.ACTIVE:
                 derivs.append(result[k])
                 k += 1
             else:
                 derivs.append(None)
         return (tuple(derivs), primal) if mode.with_primal else (tuple(derivs),)
-    if plan.ret_activity == DUP:
+    if plan.ret_activity == Act.DUP:
         tangents = tuple(result[pos:pos + plan.width])
         tangent = tangents if batch else tangents[0]
     else:

@@ -20,7 +20,9 @@ from numba.core import types
 from numba.core.codegen import JITCodeLibrary
 from numba.core.registry import cpu_target
 
+from . import nrt
 from .errors import DifferentiationError
+from .ir.callees import python_name
 
 
 class RecordingCodeLibrary(JITCodeLibrary):
@@ -82,28 +84,11 @@ class PrimalModule:
 
     def line_of_call(self, callee: str) -> int:
         """Best effort: the source line of the Python call that lowered to LLVM call `callee`."""
-        key = callee_keyword(callee)
+        key = python_name(callee)
         for desc, line in self.calls:
             if key and key in desc:
                 return line
         return self.python_line
-
-
-def callee_keyword(callee: str) -> str:
-    """`llvm.sin.f64` -> `sin`, `tanhf` -> `tanh`, a mangled `_ZN8__main__6helperB2v3...` -> `helper`."""
-    if callee.startswith("llvm."):
-        return callee.split(".")[1]
-    if callee.startswith("<indirect"):
-        return "ExternalFunctionPointer"
-    if callee.startswith("_ZN"):
-        names, rest = [], callee[3:]
-        while rest and rest[0].isdigit():
-            digits = re.match(r"\d+", rest).group(0)
-            n = int(digits)
-            names.append(rest[len(digits):len(digits) + n])
-            rest = rest[len(digits) + n:]
-        return names[-1] if names else ""
-    return callee[:-1] if callee.endswith("f") and len(callee) > 3 else callee
 
 
 def _typed_calls(cres) -> list[tuple[str, int]]:
@@ -305,9 +290,8 @@ def build_primal(f, argtypes: tuple) -> PrimalModule:
             dispatcher.py_func)
         return build_primal(fresh, argtypes)
     with _compile_lock:
-        from . import jit
-        jit._ensure_runtime()
-        if jit.powi_available:
+        nrt.ensure_runtime()
+        if nrt.powi_available:
             texts = [_rewrite_int_power(t) if "int_power" in t else t for t in texts]
         module = llvm.parse_assembly(texts[0])
         for t in texts[1:]:

@@ -18,6 +18,8 @@ from numba.core.runtime import nrtdynmod  # noqa: F401  (makes sure NRT is impor
 from numba.core.runtime.nrt import rtsys
 from numba.extending import intrinsic
 
+from . import nrt
+
 
 @dataclass
 class Compiled:
@@ -26,31 +28,9 @@ class Compiled:
     seconds: float
 
 
-_symbols_added = False
-powi_available = False       # whether `llvm.powi` with a run-time exponent can be linked
-
-
-def _ensure_runtime() -> None:
-    """NRT, and the compiler-rt helpers LLVM calls for `llvm.powi` with a run-time exponent."""
-    global _symbols_added, powi_available
-    rtsys.initialize(cpu_target.target_context)
-    if not _symbols_added:
-        import ctypes
-        import ctypes.util
-        try:
-            libgcc = ctypes.CDLL(ctypes.util.find_library("gcc_s") or "libgcc_s.so.1")
-            for name in ("__powidf2", "__powisf2"):
-                if not llvm.address_of_symbol(name):
-                    llvm.add_symbol(name, ctypes.cast(getattr(libgcc, name), ctypes.c_void_p).value)
-            powi_available = True
-        except (OSError, AttributeError):
-            pass
-        _symbols_added = True
-
-
 def compile_module(text: str, name: str, optimise: bool = True):
     """Parse, verify and finalise `text` in a new JITCodeLibrary (Numba runs its O3 on it)."""
-    _ensure_runtime()
+    nrt.ensure_runtime()
     codegen = cpu_target.target_context.codegen()
     with global_compiler_lock:
         mod = llvm.parse_assembly(text)

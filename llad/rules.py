@@ -16,11 +16,12 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import runtime
 from .ir.builder import Builder, fconst
 
 # Derivative arithmetic may be reassociated and contracted (as Enzyme does by default): that lets LLVM
 # vectorise tangent and adjoint reductions. No nnan/ninf: NaN and Inf still propagate exactly.
-DERIVATIVE_FMF = "reassoc nsz contract "
+DERIVATIVE_FMF = ("reassoc", "nsz", "contract")
 
 ONE = "ONE"
 NEG_ONE = "NEG_ONE"
@@ -51,29 +52,25 @@ class PrimalValues:
 
 
 class MathBuilder(Builder):
-    """A Builder that also calls math functions by name, declaring what it uses."""
-
-    def __init__(self, namer, lines=None, declarations: dict | None = None):
-        super().__init__(namer, lines)
-        self.declarations = declarations if declarations is not None else {}
+    """A Builder that also calls math functions by name (declaring, or defining, what it uses)."""
 
     def c(self, ty: str, value: float) -> str:
         return fconst(ty, value)
 
     def math(self, fn: str, ty: str, *args: str) -> str:
-        """Call an LLVM intrinsic (`sin`, `pow`, ...) or a libm function (`sinh`, `erf`, ...)."""
+        """Call an LLVM intrinsic (`sin`, `pow`, ...), a libm function (`sinh`, `erf`, ...) or one of
+        llad's own (`digamma`, see runtime.py)."""
         suffix = "f64" if ty == "double" else "f32"
-        if fn in _INTRINSICS:
+        argtypes = [ty] * len(args)
+        if fn == "powi":
+            argtypes, name = [ty, "i32"], f"llvm.powi.{suffix}.i32"
+        elif fn in _INTRINSICS:
             name = f"llvm.{fn}.{suffix}"
         elif fn in _LLAD_FUNCTIONS:
             name = f"llad.{fn}.{suffix}"
+            runtime.ensure(self.module, name)
         else:
             name = fn if ty == "double" else fn + "f"
-        argtypes = [ty] * len(args)
-        if fn == "powi":
-            argtypes = [ty, "i32"]
-            name = f"llvm.powi.{suffix}.i32"
-        self.declarations[name] = f"declare {ty} @\"{name}\"({', '.join(argtypes)})"
         return self.call(ty, name, list(zip(argtypes, args)))
 
     def sq(self, ty, a):
@@ -85,7 +82,7 @@ class MathBuilder(Builder):
 
 _INTRINSICS = {"sin", "cos", "exp", "exp2", "log", "log2", "log10", "sqrt", "fabs", "pow", "copysign",
                "floor", "ceil", "trunc", "fma", "minnum", "maxnum", "powi"}
-_LLAD_FUNCTIONS = {"digamma"}       # defined by llad in every derivative module (see runtime_ir.py)
+_LLAD_FUNCTIONS = {"digamma"}       # defined by llad in a derivative module that calls it (runtime.py)
 
 
 @dataclass(frozen=True)
@@ -200,40 +197,6 @@ def _pick(b, t, p, pred, first):
     c = b.fcmp(pred, t, p.x, p.y)
     one, zero = b.c(t, 1.0), b.c(t, 0.0)
     return b.select(c, t, one, zero) if first else b.select(c, t, zero, one)
-
-
-# --- names as they appear in the IR -> rule names -------------------------------------------------
-_LIBM_FLOAT32 = {name + "f": name for name in
-                 "sin cos tan exp exp2 expm1 log log2 log10 log1p sqrt cbrt pow fabs floor ceil trunc round "
-                 "rint nearbyint copysign tanh sinh cosh asin acos atan asinh acosh atanh erf erfc lgamma "
-                 "tgamma atan2 hypot fma fmin fmax".split()}
-
-
-def rule_name_for_call(callee: str) -> str | None:
-    """`llvm.sin.f64` -> `sin`, `tanhf` -> `tanh`, `numba_gammaf` -> `numba_gamma`; None if unknown."""
-    if callee.startswith("llvm."):
-        parts = callee.split(".")
-        name = parts[1]
-        return name if name in RULES else None
-    if callee in RULES:
-        return callee
-    if callee in _LIBM_FLOAT32:
-        return _LIBM_FLOAT32[callee]
-    if callee.endswith("f") and callee[:-1] in RULES and callee.startswith("numba_"):
-        return callee[:-1]
-    return None
-
-
-# --- operations that need no rule: integer-valued results, memory and runtime bookkeeping -----------
-INACTIVE_CALLS = ("NRT_incref", "NRT_decref", "llvm.lifetime.", "llvm.assume", "llvm.smax", "llvm.smin",
-                  "llvm.umax", "llvm.umin", "llvm.abs.", "llvm.sadd.with.overflow", "llvm.smul.with.overflow",
-                  "llvm.umul.with.overflow", "llvm.uadd.with.overflow", "llvm.ssub.with.overflow",
-                  "llvm.usub.with.overflow", "llvm.ctlz", "llvm.cttz", "llvm.ctpop", "llvm.expect",
-                  "numba_attempt_nocopy_reshape")
-
-
-def is_inactive_call(callee: str) -> bool:
-    return callee.startswith(INACTIVE_CALLS)
 
 
 # Linear structural operations the generators treat directly: the tangent / adjoint of a cast is the

@@ -12,12 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import ActivityError, NoRuleError, UnsupportedInstructionError
+from ..ir.callees import CallKind, classify, python_name
 from ..ir.model import Function, Instruction, is_float
-from ..rules import RULES, is_inactive_call, rule_name_for_call
+from ..rules import RULES
 
-ALLOC_CALLS = ("NRT_MemInfo_alloc_aligned", "NRT_MemInfo_alloc_safe_aligned", "NRT_MemInfo_alloc",
-               "NRT_MemInfo_new")
-MEMORY_INTRINSICS = ("llvm.memset.", "llvm.memcpy.", "llvm.memmove.")
+ALLOCATING = (CallKind.ALLOC, CallKind.WRAP)
 
 
 @dataclass
@@ -67,9 +66,10 @@ def _roots_of(ins: Instruction, roots: dict[str, frozenset]) -> frozenset:
         for v, _ in ins.incoming:
             out |= of(v)
         return out
-    if ins.opcode == "call" and ins.callee.startswith(ALLOC_CALLS):
+    kind = classify(ins.callee) if ins.opcode == "call" else None
+    if kind in ALLOCATING:
         return frozenset([("alloc", ins.result)])
-    if ins.opcode == "call" and ins.callee == "NRT_MemInfo_data_fast" and ins.operands[0].is_local:
+    if kind is CallKind.DATA_POINTER and ins.operands[0].is_local:
         return frozenset(("alloc", r[1]) for r in roots.get(ins.operands[0].name, ()) if r[0] == "alloc")
     return frozenset([("other", ins.result)])
 
@@ -102,7 +102,7 @@ def _refuse_escaping_shadowed_pointers(fn: Function, act: Activity, location) ->
     """A pointer into memory with a derivative, stored in a stack slot that a call receives (Numba
     boxing an array for `objmode`, a foreign function): the callee may read or write the array, and
     no derivative follows it."""
-    from ..ir.forwarding import SLOT_READERS, base_alloca
+    from ..ir.forwarding import base_alloca, reads_slots_only
     holders = set()
     for b in fn.blocks:
         for ins in b.instructions:
@@ -115,7 +115,7 @@ def _refuse_escaping_shadowed_pointers(fn: Function, act: Activity, location) ->
         return
     for b in fn.blocks:
         for ins in b.instructions:
-            if ins.opcode != "call" or ins.callee.startswith(SLOT_READERS + ("llvm.memset.",)):
+            if ins.opcode != "call" or reads_slots_only(ins) or classify(ins.callee) is CallKind.MEMSET:
                 continue
             if any(o.is_local and base_alloca(fn, o.name) in holders for o in ins.operands):
                 raise NoRuleError(
@@ -161,7 +161,7 @@ def _visit(fn, ins: Instruction, act: Activity, active_roots: set, const_ptrs: s
             _require_shadow_for_store(ins, roots, const_ptrs, location)
             active_roots |= roots
         return
-    if op == "call" and ins.callee.startswith(("llvm.memcpy.", "llvm.memmove.")):
+    if op == "call" and classify(ins.callee) is CallKind.MEMCPY:
         dst, src = ins.operands[0], ins.operands[1]
         if src.is_local and src.name in act.pointers and dst.is_local:
             roots = act.roots.get(dst.name, frozenset())
@@ -199,27 +199,25 @@ _ENDS_A_DERIVATIVE = {"fcmp", "fptosi", "fptoui", "store", "ret", "br", "switch"
 
 
 def _check_call(fn: Function, ins: Instruction, act: Activity, location) -> None:
-    callee = ins.callee
-    if is_inactive_call(callee) or callee.startswith(ALLOC_CALLS) or callee == "NRT_MemInfo_data_fast" \
-            or callee.startswith(MEMORY_INTRINSICS):
+    kind = classify(ins.callee)
+    if kind not in (CallKind.MATH, CallKind.INDIRECT, CallKind.JITTED, CallKind.UNKNOWN):
+        return      # memory, runtime bookkeeping, integer intrinsics
+    if kind is CallKind.MATH:
         return
-    if rule_name_for_call(callee) is not None:
+    if not any(_operand_active(act, o) or (o.is_local and o.name in act.pointers) for o in ins.operands):
         return
-    if any(_operand_active(act, o) for o in ins.operands) or any(
-            o.is_local and o.name in act.pointers for o in ins.operands):
-        if callee.startswith("<indirect"):
-            raise NoRuleError(
-                "an indirect call (a recursive @njit function, or a ctypes/cffi function pointer)", location(ins),
-                "llad differentiates calls by inlining them, which recursion and foreign function pointers "
-                "prevent; rewrite the recursion as a loop, or keep the call's arguments Const")
-        if callee in fn.defined or callee.startswith("_ZN"):
-            from ..frontend import callee_keyword
-            raise NoRuleError(
-                f"a call to `{callee_keyword(callee) or callee}` that llad could not inline (recursion?)",
-                location(ins), "llad differentiates calls by inlining them; rewrite the recursion as a loop")
-        raise NoRuleError(f"call to `{callee}`", location(ins),
-                          "llad has no derivative rule for it; mark the arguments that reach it Const, or add a "
-                          "rule to llad.rules")
+    if kind is CallKind.INDIRECT:
+        raise NoRuleError(
+            "an indirect call (a recursive @njit function, or a ctypes/cffi function pointer)", location(ins),
+            "llad differentiates calls by inlining them, which recursion and foreign function pointers "
+            "prevent; rewrite the recursion as a loop, or keep the call's arguments Const")
+    if kind is CallKind.JITTED or ins.callee in fn.defined:
+        raise NoRuleError(
+            f"a call to `{python_name(ins.callee) or ins.callee}` that llad could not inline (recursion?)",
+            location(ins), "llad differentiates calls by inlining them; rewrite the recursion as a loop")
+    raise NoRuleError(f"call to `{ins.callee}`", location(ins),
+                      "llad has no derivative rule for it; mark the arguments that reach it Const, or add a "
+                      "rule to llad.rules")
 
 
 def _require_shadow_for_store(ins, roots, const_ptrs, location) -> None:

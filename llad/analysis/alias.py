@@ -18,8 +18,9 @@ freed allocation's memory reused by a later one is reached only through a new al
 """
 from __future__ import annotations
 
+from ..ir.callees import CallKind, classify
 from ..ir.model import Function
-from .activity import ALLOC_CALLS, Activity
+from .activity import Activity
 
 _ARGS = "args"
 _TAPE = "tape"           # reverse mode's loop tapes: buffers llad mallocs, disjoint from every array
@@ -32,7 +33,7 @@ class AliasScopes:
         fresh = set()
         for b in fn.blocks:
             for ins in b.instructions:
-                if ins.opcode == "call" and ins.callee.startswith(ALLOC_CALLS) and ins.callee != "NRT_MemInfo_new":
+                if ins.opcode == "call" and classify(ins.callee) is CallKind.ALLOC:
                     fresh.add(ins.result)
         self._fresh, self._fresh_shadow_params, self._active_params = fresh, fresh_shadow_params, active_params
         self._ids: dict[str, int] = {}          # scope name -> metadata id
@@ -89,37 +90,31 @@ class AliasScopes:
                 self._ids[n] = i
         return list(self._ids)
 
-    # --- what generators append -------------------------------------------------------------------------
-    def suffix(self, ptr_operand, shadow: bool) -> str:
-        """`, !alias.scope !N, !noalias !M` for a load or store through `ptr_operand` (or its shadow)."""
+    # --- what generators attach -------------------------------------------------------------------------
+    def metadata(self, ptr_operand, shadow: bool) -> tuple:
+        """`(("alias.scope", "!N"), ("noalias", "!M"))` for a load or store through `ptr_operand` (or its
+        shadow); empty when llad can claim nothing about it."""
         if not ptr_operand.is_local:
-            return ""
+            return ()
         key = (ptr_operand.name, shadow)
         out = self._cache.get(key)
         if out is None:
             scopes = self.scopes_of(ptr_operand.name, shadow)
-            if scopes is None:
-                out = ""
-            else:
-                self._all_scopes()
-                n = self._lists.setdefault(scopes, len(self._lists))
-                out = f", !alias.scope !{self._list_id(n)}, !noalias !{self._list_id(n) + 1}"
-            self._cache[key] = out
+            out = self._cache[key] = () if scopes is None else self._attachment(scopes)
         return out
 
-    def tape_suffix(self) -> str:
-        key = ("", "tape")
-        out = self._cache.get(key)
-        if out is None:
-            self._all_scopes()
-            n = self._lists.setdefault((_TAPE,), len(self._lists))
-            out = self._cache[key] = f", !alias.scope !{self._list_id(n)}, !noalias !{self._list_id(n) + 1}"
-        return out
+    def tape_metadata(self) -> tuple:
+        return self._attachment((_TAPE,))
+
+    def _attachment(self, scopes: tuple) -> tuple:
+        self._all_scopes()
+        n = self._list_id(self._lists.setdefault(scopes, len(self._lists)))
+        return (("alias.scope", f"!{n}"), ("noalias", f"!{n + 1}"))
 
     def _list_id(self, n: int) -> int:
         return _BASE + 1 + len(self._ids) + 2 * n
 
-    def metadata(self) -> list[str]:
+    def nodes(self) -> list[str]:
         """The module-level nodes: one domain, one scope per memory, a (scope, noalias) pair per root set."""
         if not self._lists:
             return []

@@ -24,7 +24,8 @@ A load of loop L qualifies when
 """
 from __future__ import annotations
 
-from ..ir.model import Function, Instruction
+from ..ir.callees import touched_operands
+from ..ir.model import Function, Instruction, is_float, size_of
 from .activity import Activity
 from .cfg import CFG, Loop
 
@@ -109,8 +110,8 @@ def _only_loads_touch(fn: Function, lp: Loop, act: Activity, roots: frozenset) -
         for ins in fn.block_map[name].instructions:
             if ins.opcode == "store":
                 ptrs = [ins.operands[1]]
-            elif ins.opcode == "call" and not ins.callee.startswith(("llvm.lifetime", "NRT_incref", "NRT_decref")):
-                ptrs = [o for o in ins.operands if o.type == "ptr"]
+            elif ins.opcode == "call":
+                ptrs = touched_operands(ins)
             else:
                 continue
             for p in ptrs:
@@ -129,7 +130,7 @@ def gather_groups(fn: Function, lp: Loop, loads: list[str], ivs: dict) -> list[t
     groups: dict[str, list[tuple[str, int]]] = {}
     for name in loads:
         load = fn.defs[name]
-        size = _SIZE.get(load.type)
+        size = _float_size(load.type)
         ptr, off = load.operands[0].name, 0
         ins = fn.defs.get(ptr)
         if ins is not None and ins.opcode == "getelementptr" and ins.source_type == "i8" \
@@ -137,7 +138,7 @@ def gather_groups(fn: Function, lp: Loop, loads: list[str], ivs: dict) -> list[t
             ptr, off = ins.operands[0].name, int(ins.operands[1].text)
         q = fn.defs.get(ptr)
         if size is None or off % size or q is None or q.opcode != "getelementptr" or len(q.operands) != 2 \
-                or _SIZE.get(q.source_type) != size or q.block.name not in lp.blocks:
+                or _float_size(q.source_type) != size or q.block.name not in lp.blocks:
             continue
         base, idx = q.operands
         iv = ivs.get(idx.name) if idx.is_local else None
@@ -148,4 +149,5 @@ def gather_groups(fn: Function, lp: Loop, loads: list[str], ivs: dict) -> list[t
     return [(q, members) for q, members in groups.items() if len(members) > 1]
 
 
-_SIZE = {"double": 8, "float": 4}
+def _float_size(ty: str) -> int | None:
+    return size_of(ty) if is_float(ty) else None

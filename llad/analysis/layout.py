@@ -14,8 +14,9 @@ split argument cannot be laid out: `LayoutConflict`, and the API compiles the al
 """
 from __future__ import annotations
 
+from ..ir.callees import CallKind, classify, written_operands
 from ..ir.model import Function
-from .activity import ALLOC_CALLS, Activity
+from .activity import Activity
 
 
 class LayoutConflict(Exception):
@@ -47,11 +48,11 @@ def interleaved_shadows(fn: Function, act: Activity, interleaved_params: set[str
         for ins in b.instructions:
             if ins.opcode != "call":
                 continue
-            if ins.callee.startswith(("llvm.memcpy.", "llvm.memmove.")):
+            if classify(ins.callee) is CallKind.MEMCPY:
                 dst, src = ins.operands[0], ins.operands[1]
                 if dst.is_local and src.is_local:
                     join(sorted(act.roots.get(dst.name, frozenset()) | act.roots.get(src.name, frozenset())))
-            elif ins.callee.startswith(ALLOC_CALLS) and ins.callee != "NRT_MemInfo_new":
+            elif classify(ins.callee) is CallKind.ALLOC:
                 sized_first_arg.add(ins.result)
     # per group: the layouts its parameters ask for; an allocation whose size llad cannot scale is split
     wants: dict = {}
@@ -84,11 +85,12 @@ def written_params(fn: Function, act: Activity) -> set[str]:
     for b in fn.blocks:
         for ins in b.instructions:
             if ins.opcode == "store":
-                dst = ins.operands[1]
-            elif ins.opcode == "call" and ins.callee.startswith(("llvm.memset.", "llvm.memcpy.", "llvm.memmove.")):
-                dst = ins.operands[0]
+                written = [ins.operands[1]]
+            elif ins.opcode == "call" and classify(ins.callee) in (CallKind.MEMSET, CallKind.MEMCPY):
+                written = written_operands(ins)
             else:
                 continue
-            if dst.is_local:
-                out |= {name for kind, name in act.roots.get(dst.name, ()) if kind == "param"}
+            for dst in written:
+                if dst.is_local:
+                    out |= {name for kind, name in act.roots.get(dst.name, ()) if kind == "param"}
     return out

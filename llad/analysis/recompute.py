@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..ir.callees import written_operands
 from ..ir.model import Function, Instruction, Operand
 from .cfg import CFG, Loop
-
-WRITES = ("store",)
 
 
 @dataclass
@@ -73,11 +72,8 @@ def _written_by(ins: Instruction, roots: dict[str, frozenset]) -> frozenset:
     that receives pointers)."""
     if ins.opcode == "store":
         ptrs = [ins.operands[1]]
-    elif ins.opcode == "call" and not ins.callee.startswith(("llvm.lifetime", "NRT_incref", "NRT_decref",
-                                                             "NRT_MemInfo_data_fast")):
-        ptrs = [o for o in ins.operands if o.type == "ptr"]
-        if ins.callee.startswith(("llvm.memcpy", "llvm.memmove")):
-            ptrs = ptrs[:1]
+    elif ins.opcode == "call":
+        ptrs = written_operands(ins)
     else:
         return frozenset()
     out = frozenset()

@@ -14,7 +14,7 @@ from .model import Instruction, Operand
 
 
 class CallKind(enum.Enum):
-    ALLOC = "alloc"                # NRT_MemInfo_alloc*: fresh memory, size first; the result is a meminfo
+    ALLOC = "alloc"                # NRT_MemInfo_alloc*, _new_varsize*: fresh memory, size first; a meminfo
     WRAP = "wrap"                  # NRT_MemInfo_new: a meminfo around memory that already exists
     DATA_POINTER = "data_pointer"  # NRT_MemInfo_data_fast(mi): the data pointer of a meminfo
     REFCOUNT = "refcount"          # NRT_incref / NRT_decref (decref may free: no derivative, not ignorable)
@@ -31,7 +31,8 @@ class CallKind(enum.Enum):
 INDIRECT_CALLEE = "<indirect call through a function pointer>"
 
 _PREFIXES = (
-    (("NRT_MemInfo_alloc_aligned", "NRT_MemInfo_alloc_safe_aligned", "NRT_MemInfo_alloc"), CallKind.ALLOC),
+    (("NRT_MemInfo_alloc_aligned", "NRT_MemInfo_alloc_safe_aligned", "NRT_MemInfo_alloc", "NRT_MemInfo_new_varsize"),
+     CallKind.ALLOC),
     (("NRT_MemInfo_new",), CallKind.WRAP),
     (("NRT_MemInfo_data_fast",), CallKind.DATA_POINTER),
     (("NRT_incref", "NRT_decref"), CallKind.REFCOUNT),
@@ -96,6 +97,16 @@ def written_operands(call: Instruction) -> list[Operand]:
     if call.callee.startswith("numba_attempt_nocopy_reshape"):
         return call.operands[_RESHAPE_WRITES:_RESHAPE_WRITES + 1]
     return [o for o in call.operands if o.type == "ptr"]
+
+
+def touched_operands(call: Instruction) -> list[Operand]:
+    """The pointer operands whose memory a call may read or write (a memcpy's source too)."""
+    kind = classify(call.callee)
+    if kind in _WRITES_NOTHING:
+        return []
+    if kind is CallKind.MEMCPY:
+        return call.operands[:2]
+    return written_operands(call)
 
 
 def python_name(callee: str) -> str:

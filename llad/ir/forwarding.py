@@ -9,11 +9,14 @@ pointer directly, which gives the analyses and the generators the pointer's real
 """
 from __future__ import annotations
 
-from .model import LOCAL_REF, Function, Instruction, Operand
+from .callees import CallKind, classify, written_operands
+from .model import Function, Instruction, Operand, size_of
 
-# helpers that receive pointers into a slot but never write pointers into it
-SLOT_READERS = ("numba_attempt_nocopy_reshape", "llvm.lifetime.", "NRT_incref", "NRT_decref")
-_SIZES = {"i8": 1, "i16": 2, "i32": 4, "i64": 8, "ptr": 8, "double": 8, "float": 4}
+
+def reads_slots_only(call: Instruction) -> bool:
+    """Helpers that receive pointers into a stack slot but never write pointers into it."""
+    return classify(call.callee) in (CallKind.MARKER, CallKind.REFCOUNT) or \
+        call.callee.startswith("numba_attempt_nocopy_reshape")
 
 
 def _slot_address(fn: Function, name: str) -> tuple[str, int] | None:
@@ -23,11 +26,11 @@ def _slot_address(fn: Function, name: str) -> tuple[str, int] | None:
         ins = fn.defs.get(name)
         if ins is None:
             return None
-        if ins.opcode == "alloca" or ins.text.split("=", 1)[-1].strip().startswith("alloca"):
+        if ins.opcode == "alloca":
             return name, offset
         if ins.opcode != "getelementptr" or len(ins.operands) != 2 or ins.operands[1].is_local:
             return None
-        size = _SIZES.get(ins.source_type)
+        size = size_of(ins.source_type)
         if size is None:
             return None
         offset += size * int(ins.operands[1].text)
@@ -43,7 +46,7 @@ def base_alloca(fn: Function, name: str) -> str | None:
         ins = fn.defs.get(name)
         if ins is None:
             return None
-        if ins.text.split("=", 1)[-1].strip().startswith("alloca"):
+        if ins.opcode == "alloca":
             return name
         if ins.opcode not in ("getelementptr", "select", "phi") or not ins.operands or not ins.operands[0].is_local:
             return None
@@ -59,7 +62,7 @@ def forward_spilled_pointers(fn: Function, dominates, idom: dict) -> int:
     cleared: dict[str, list[tuple[int, int]]] = {}     # constant memsets into slots: byte ranges
     for b in fn.blocks:
         for ins in b.instructions:
-            if ins.opcode == "call" and ins.callee.startswith("llvm.memset.") and ins.operands[0].is_local \
+            if ins.opcode == "call" and classify(ins.callee) is CallKind.MEMSET and ins.operands[0].is_local \
                     and not ins.operands[2].is_local:
                 addr = _slot_address(fn, ins.operands[0].name)
                 if addr is not None:
@@ -73,7 +76,7 @@ def forward_spilled_pointers(fn: Function, dominates, idom: dict) -> int:
                     base = base_alloca(fn, ins.operands[1].name)
                     if base is not None:
                         unknown_writes.add(base)
-            elif ins.opcode == "call" and not ins.callee.startswith(SLOT_READERS):
+            elif ins.opcode == "call" and not reads_slots_only(ins):
                 for o in ins.operands:
                     base = base_alloca(fn, o.name) if o.is_local else None
                     if base is not None:
@@ -125,7 +128,7 @@ def _write_to_slot(fn: Function, ins: Instruction, addr: tuple):
         at = _slot_address(fn, ins.operands[1].name)
         if at == addr:
             return ins.operands[0] if ins.operands[0].type == "ptr" else True
-        size = _SIZES.get(ins.operands[0].type)
+        size = size_of(ins.operands[0].type)
         if at is not None and at[0] == addr[0] and size is not None \
                 and (at[1] + size <= addr[1] or addr[1] + 8 <= at[1]):
             return None     # another field of the same slot
@@ -153,12 +156,7 @@ def _between(fn: Function, top: str, bottom: str) -> set[str]:
 
 
 def _may_write_slot(fn: Function, call: Instruction, slot: str) -> bool:
-    if call.callee.startswith(("llvm.lifetime.", "NRT_incref", "NRT_decref")):
-        return False
-    written = call.operands
-    if call.callee == "numba_attempt_nocopy_reshape":     # (nd, dims, strides, newnd, newdims, newstrides, ...)
-        written = call.operands[5:6]
-    return any(o.is_local and base_alloca(fn, o.name) == slot for o in written)
+    return any(o.is_local and base_alloca(fn, o.name) == slot for o in written_operands(call))
 
 
 def _before(first: Instruction, second: Instruction, dominates) -> bool:
@@ -168,22 +166,13 @@ def _before(first: Instruction, second: Instruction, dominates) -> bool:
 
 
 def _rewrite_uses(fn: Function, replace: dict[str, Operand]) -> None:
-    def resolve(name: str) -> Operand:
-        op = replace[name]
+    def resolve(op: Operand) -> Operand:
         while op.is_local and op.name in replace:
             op = replace[op.name]
         return op
 
-    def sub(m):
-        name = m.group(1)[1:-1] if m.group(1).startswith('"') else m.group(1)
-        return resolve(name).text if name in replace else m.group(0)
-
     for b in fn.blocks:
         for ins in b.instructions:
-            if not any(n in replace for n in ins.local_operands()):
-                continue
-            head, eq, body = ins.text.partition("=") if ins.result is not None else ("", "", ins.text)
-            ins.text = (head + eq + LOCAL_REF.sub(sub, body)) if eq else LOCAL_REF.sub(sub, body)
-            ins.operands = [resolve(o.name) if o.is_local and o.name in replace else o for o in ins.operands]
-            ins.incoming = [(resolve(v.name) if v.is_local and v.name in replace else v, bb)
-                            for v, bb in ins.incoming]
+            if any(n in replace for n in ins.local_operands()):
+                ins.operands = [resolve(o) for o in ins.operands]
+                ins.incoming = [(resolve(v), bb) for v, bb in ins.incoming]

@@ -9,17 +9,15 @@ from __future__ import annotations
 import re
 
 from ..errors import UnsupportedInstructionError
-from .model import Block, Function, Instruction, Operand, Param
+from .callees import INDIRECT_CALLEE
+from .model import Block, Function, Instruction, Operand, Param, unref
 
 BINARY = {"fadd", "fsub", "fmul", "fdiv", "frem", "add", "sub", "mul", "udiv", "sdiv", "urem", "srem",
           "shl", "lshr", "ashr", "and", "or", "xor"}
 CASTS = {"sitofp", "uitofp", "fptosi", "fptoui", "fptrunc", "fpext", "zext", "sext", "trunc",
          "bitcast", "ptrtoint", "inttoptr"}
 FLAGS = {"nsw", "nuw", "exact", "disjoint", "fast", "nnan", "ninf", "nsz", "arcp", "contract", "afn",
-         "reassoc", "samesign", "nneg", "inbounds", "nusw", "volatile", "tail", "musttail", "notail"}
-PARAM_ATTRS = {"noalias", "nonnull", "noundef", "readonly", "readnone", "writeonly", "nocapture",
-               "signext", "zeroext", "inreg", "returned", "immarg", "nofree", "align", "dereferenceable",
-               "dereferenceable_or_null", "captures(none)", "range", "initializes"}
+         "reassoc", "samesign", "nneg", "inbounds", "nusw", "volatile", "atomic", "tail", "musttail", "notail"}
 
 _METADATA = re.compile(r",\s*![-a-zA-Z_.0-9]+\s+(?:![0-9]+|!\{[^}]*\})")
 _ATTR_GROUP = re.compile(r"\s+#[0-9]+")
@@ -71,21 +69,37 @@ def _read_type(tokens: list[str]) -> tuple[str, list[str]]:
     return first, tokens[1:]
 
 
+_ATTR = re.compile(r"^(?:noalias|nonnull|noundef|readonly|readnone|writeonly|nocapture|signext|zeroext|inreg|"
+                   r"returned|immarg|nofree|nonnull|noinline|byval\([^)]*\)|captures\([^)]*\)|align \d+|"
+                   r"dereferenceable(?:_or_null)?\(\d+\)|range\([^)]*\)|initializes\(\([^)]*\)\)|"
+                   r"nofpclass\([^)]*\))(?:\s+|$)")
+ORDERINGS = {"unordered", "monotonic", "acquire", "release", "acq_rel", "seq_cst"}
+
+
+def _take_attrs(s: str) -> tuple[str, str]:
+    """Split leading parameter attributes off `s`: (attributes, rest)."""
+    attrs = []
+    while True:
+        m = _ATTR.match(s)
+        if not m:
+            return " ".join(attrs), s
+        attrs.append(m.group(0).strip())
+        s = s[m.end():]
+
+
 def parse_operand(s: str) -> Operand:
-    """`double %x` / `ptr nonnull align 8 %p` / `i64 3` -> Operand(type, value)."""
-    toks = s.split()
-    ty, rest = _read_type(toks)
-    # drop parameter attributes between type and value
-    while len(rest) > 1 and (rest[0] in PARAM_ATTRS or rest[0].startswith(("align", "range(", "dereferenceable"))
-                             or rest[0].isdigit()):
-        rest = rest[1:]
-    return Operand(ty, " ".join(rest))
+    """`double %x` / `ptr nonnull align 8 %p` / `i64 3` -> Operand(type, value, attributes)."""
+    ty, rest = _read_type(s.split())
+    attrs, value = _take_attrs(" ".join(rest))
+    return Operand(ty, value.strip(), attrs)
 
 
-def _skip_flags(toks: list[str]) -> list[str]:
+def _take_flags(toks: list[str]) -> tuple[tuple[str, ...], list[str]]:
+    flags = []
     while toks and toks[0] in FLAGS:
+        flags.append(toks[0])
         toks = toks[1:]
-    return toks
+    return tuple(flags), toks
 
 
 def parse_instruction(text: str, line: int) -> Instruction:
@@ -97,33 +111,30 @@ def parse_instruction(text: str, line: int) -> Instruction:
         if result.startswith('"'):
             result = result[1:-1]
         body = m.group(2)
-    toks = body.split()
-    lead = _skip_flags(toks)
+    lead_flags, lead = _take_flags(body.split())
     opcode = lead[0] if lead else ""
-    rest = " ".join(lead[1:])
-    ins = Instruction(opcode, result, "void", [], text, line=line)
-    parse = _PARSERS.get(opcode, _parse_other)
-    parse(ins, rest)
+    flags, rest = _take_flags(lead[1:])
+    ins = Instruction(opcode, result, "void", [], line=line)
+    ins.flags = lead_flags + flags
+    _PARSERS.get(opcode, _parse_unknown)(ins, " ".join(rest))
     return ins
 
 
 def _parse_binary(ins: Instruction, rest: str) -> None:
-    toks = _skip_flags(rest.split())
-    ty, toks = _read_type(toks)
+    ty, toks = _read_type(rest.split())
     a, b = split_top(" ".join(toks))
     ins.type = ty
     ins.operands = [Operand(ty, a), Operand(ty, b)]
 
 
 def _parse_fneg(ins: Instruction, rest: str) -> None:
-    toks = _skip_flags(rest.split())
-    ty, toks = _read_type(toks)
+    ty, toks = _read_type(rest.split())
     ins.type = ty
     ins.operands = [Operand(ty, " ".join(toks))]
 
 
 def _parse_cmp(ins: Instruction, rest: str) -> None:
-    toks = _skip_flags(rest.split())
+    toks = rest.split()
     ins.predicate = toks[0]
     ty, toks = _read_type(toks[1:])
     a, b = split_top(" ".join(toks))
@@ -132,15 +143,13 @@ def _parse_cmp(ins: Instruction, rest: str) -> None:
 
 
 def _parse_select(ins: Instruction, rest: str) -> None:
-    rest = " ".join(_skip_flags(rest.split()))
     c, a, b = (parse_operand(p) for p in split_top(rest))
     ins.type = a.type
     ins.operands = [c, a, b]
 
 
 def _parse_phi(ins: Instruction, rest: str) -> None:
-    toks = _skip_flags(rest.split())
-    ty, toks = _read_type(toks)
+    ty, toks = _read_type(rest.split())
     ins.type = ty
     for pair in split_top(" ".join(toks)):
         v, bb = split_top(pair.strip()[1:-1])
@@ -148,54 +157,84 @@ def _parse_phi(ins: Instruction, rest: str) -> None:
     ins.operands = [v for v, _ in ins.incoming]
 
 
+def _memory_suffix(ins: Instruction, parts: list[str]) -> list[str]:
+    """Take `align N` off the end of a load/store's parts, and the atomic ordering off the pointer."""
+    for p in list(parts):
+        if p.startswith("align "):
+            ins.align = int(p.split()[1])
+            parts.remove(p)
+    toks = parts[-1].split()
+    if toks[-1] in ORDERINGS:
+        ins.ordering = toks[-1]
+        parts[-1] = " ".join(toks[:-1])
+    return parts
+
+
 def _parse_load(ins: Instruction, rest: str) -> None:
-    parts = split_top(" ".join(_skip_flags(rest.split())))
-    ins.type = parts[0]
-    ins.source_type = parts[0]
+    flags, toks = _take_flags(rest.split())
+    ins.flags += flags
+    parts = _memory_suffix(ins, split_top(" ".join(toks)))
+    ins.type = ins.source_type = parts[0]
     ins.operands = [parse_operand(parts[1])]
 
 
 def _parse_store(ins: Instruction, rest: str) -> None:
-    parts = split_top(" ".join(_skip_flags(rest.split())))
+    flags, toks = _take_flags(rest.split())
+    ins.flags += flags
+    parts = _memory_suffix(ins, split_top(" ".join(toks)))
     ins.operands = [parse_operand(parts[0]), parse_operand(parts[1])]
+    ins.type = ins.operands[0].type
 
 
 def _parse_gep(ins: Instruction, rest: str) -> None:
-    parts = split_top(" ".join(_skip_flags(rest.split())))
+    parts = split_top(rest)
     ins.source_type = parts[0]
     ins.type = "ptr"
     ins.operands = [parse_operand(p) for p in parts[1:]]
 
 
 def _parse_cast(ins: Instruction, rest: str) -> None:
-    toks = _skip_flags(rest.split())
+    toks = rest.split()
     i = len(toks) - 1 - toks[::-1].index("to")
     ins.operands = [parse_operand(" ".join(toks[:i]))]
     ins.type = " ".join(toks[i + 1:])
 
 
+_CALLING_CONVENTIONS = re.compile(r"^(?:ccc|fastcc|coldcc|cc \d+)\s+")
+
+
 def _parse_call(ins: Instruction, rest: str) -> None:
-    if not re.search(r'@("[^"]*"|[-a-zA-Z$._0-9]+)\(', rest):
-        # an indirect call (a ctypes/cffi function pointer): no rule can apply
-        ins.callee = "<indirect call through a function pointer>"
-        ins.type = rest.split()[0]
-        args = rest[rest.rindex("(", 0, rest.rindex(")")) + 1:rest.rindex(")")]
-        ins.operands = [parse_operand(a) for a in split_top(args)]
-        return
-    at = rest.index("@")
-    head, tail = rest[:at], rest[at + 1:]
-    htoks = [t for t in head.split() if t not in FLAGS]
-    # the return type is the last token(s) before the callee; skip return attributes
-    htoks = [t for t in htoks if t not in PARAM_ATTRS and not t.startswith(("range(", "align"))]
-    ins.type = htoks[-1] if htoks else "void"
-    if tail.startswith('"'):
-        end = tail.index('"', 1)
-        ins.callee, args = tail[1:end], tail[end + 1:]
-    else:
-        m = re.match(r"[-a-zA-Z$._0-9]+", tail)
-        ins.callee, args = m.group(0), tail[m.end():]
-    args = args[args.index("(") + 1:args.rindex(")")]
+    m = re.search(r'(@("[^"]*"|[-a-zA-Z$._0-9]+)|%("[^"]*"|[-a-zA-Z$._0-9]+))\(', rest)
+    head, tail = rest[:m.start()].strip(), rest[m.end() - 1:]
+    head = _CALLING_CONVENTIONS.sub("", head)
+    _, head = _take_attrs(head)
+    if head.endswith(")"):                      # `ret (argtypes, ...)`: a variadic callee's type
+        depth, i = 0, len(head)
+        while True:
+            i -= 1
+            depth += (head[i] == ")") - (head[i] == "(")
+            if depth == 0:
+                break
+        ins.source_type, head = head[i:], head[:i].strip()
+    ins.type = head
+    target = m.group(1)
+    args = tail[1:_matching_paren(tail)]
     ins.operands = [parse_operand(a) for a in split_top(args)]
+    if target.startswith("@"):
+        ins.callee = unref("%" + target[1:])
+    else:     # through a function pointer (ctypes/cffi): no rule can apply; the pointer is the last operand
+        ins.callee = INDIRECT_CALLEE
+        ins.flags += ("indirect",)
+        ins.operands.append(Operand("ptr", target))
+
+
+def _matching_paren(s: str) -> int:
+    depth = 0
+    for i, ch in enumerate(s):
+        depth += (ch == "(") - (ch == ")")
+        if depth == 0:
+            return i
+    return len(s)
 
 
 def _parse_br(ins: Instruction, rest: str) -> None:
@@ -212,8 +251,9 @@ def _parse_switch(ins: Instruction, rest: str) -> None:
     cond, default = split_top(head)
     ins.operands = [parse_operand(cond)]
     ins.targets = [default.split()[-1][1:].strip('"')]
-    for m in re.finditer(r"label\s+(%\S+)", cases):
-        ins.targets.append(m.group(1)[1:].strip('"'))
+    for m in re.finditer(r"\S+\s+(-?\w+),\s*label\s+(%\S+)", cases):
+        ins.cases.append(m.group(1))
+        ins.targets.append(m.group(2)[1:].strip('"'))
 
 
 def _parse_ret(ins: Instruction, rest: str) -> None:
@@ -221,18 +261,48 @@ def _parse_ret(ins: Instruction, rest: str) -> None:
         ins.operands = [parse_operand(rest)]
 
 
-def _parse_other(ins: Instruction, rest: str) -> None:
-    """Instructions kept as text: operands are the local references in it."""
+def _parse_alloca(ins: Instruction, rest: str) -> None:
+    parts = split_top(rest)
+    ins.type = "ptr"
+    ins.source_type = parts[0]
+    for p in parts[1:]:
+        if p.startswith("align "):
+            ins.align = int(p.split()[1])
+        else:
+            ins.operands = [parse_operand(p)]
+
+
+def _parse_extractvalue(ins: Instruction, rest: str) -> None:
+    parts = split_top(rest)
+    ins.operands = [parse_operand(parts[0])]
+    ins.indices = tuple(int(p) for p in parts[1:])
     ins.type = "?"
-    ins.operands = [Operand("?", "%" + m.group(1)) for m in re.finditer(r'%("(?:[^"\\]|\\.)*"|[-a-zA-Z$._0-9]+)',
-                                                                         rest)]
+
+
+def _parse_insertvalue(ins: Instruction, rest: str) -> None:
+    parts = split_top(rest)
+    ins.operands = [parse_operand(parts[0]), parse_operand(parts[1])]
+    ins.indices = tuple(int(p) for p in parts[2:])
+    ins.type = ins.operands[0].type
+
+
+def _parse_freeze(ins: Instruction, rest: str) -> None:
+    ins.operands = [parse_operand(rest)]
+    ins.type = ins.operands[0].type
+
+
+def _parse_unknown(ins: Instruction, rest: str) -> None:
+    """An opcode llad does not model: kept only so that `check_supported` can name it."""
+    ins.type = "?"
+    ins.source_type = rest
 
 
 _PARSERS = {**{op: _parse_binary for op in BINARY}, **{op: _parse_cast for op in CASTS},
             "fneg": _parse_fneg, "fcmp": _parse_cmp, "icmp": _parse_cmp, "select": _parse_select,
             "phi": _parse_phi, "load": _parse_load, "store": _parse_store, "getelementptr": _parse_gep,
             "call": _parse_call, "br": _parse_br, "switch": _parse_switch, "ret": _parse_ret,
-            "unreachable": lambda ins, rest: None}
+            "unreachable": lambda ins, rest: None, "alloca": _parse_alloca, "extractvalue": _parse_extractvalue,
+            "insertvalue": _parse_insertvalue, "freeze": _parse_freeze}
 
 
 def _function_lines(module_text: str, name: str) -> list[str]:
@@ -250,8 +320,7 @@ def _function_lines(module_text: str, name: str) -> list[str]:
 
 def _parse_header(line: str, name: str) -> tuple[str, list[Param]]:
     pre, _, after = line.partition("@")
-    ret = [t for t in pre.split()[1:] if t not in PARAM_ATTRS and not t.startswith(("range(", "align"))
-           and t not in ("local_unnamed_addr", "dso_local", "internal", "linkonce_odr", "hidden")]
+    ret = pre.split()[1:]
     params_text = after[after.index("(") + 1:]
     depth, end = 1, 0
     while depth:
@@ -318,11 +387,15 @@ def _module_context(module_text: str, entry: str) -> tuple[list[str], dict[str, 
 
 
 def check_supported(fn: Function, location) -> None:
-    """Reject constructs llad never handles (vectors, atomics), naming the instruction."""
+    """Reject constructs llad never handles (vectors, atomics, opcodes it does not model), naming the
+    instruction."""
+    from .printer import PRINTABLE_OPCODES
     for b in fn.blocks:
         for ins in b.instructions:
-            if "<" in ins.type and "x" in ins.type or ins.opcode in ("atomicrmw", "cmpxchg", "fence",
-                                                                      "invoke", "landingpad", "indirectbr"):
+            vector = any("<" in t and " x " in t for t in [ins.type] + [o.type for o in ins.operands])
+            if vector or ins.opcode not in PRINTABLE_OPCODES or "atomic" in ins.flags \
+                    or ins.opcode in ("insertelement", "extractelement", "shufflevector"):
+                text = ins.text if ins.opcode in PRINTABLE_OPCODES else f"{ins.opcode} {ins.source_type}"
                 raise UnsupportedInstructionError(
-                    f"instruction `{ins.text}`", location(ins),
+                    f"instruction `{text}`", location(ins),
                     "vector and atomic instructions are outside what llad differentiates")

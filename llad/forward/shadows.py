@@ -1,0 +1,213 @@
+"""Shadow pointers: what both forward sweeps (forward mode's tangent sweep, reverse mode's augmented
+sweep) do for memory, and the walk that copies the primal into the derivative.
+
+Naming: the shadow of an active pointer `%p` is `%"s<j>.p"` (j: the shadow's lane, 0 with one shadow or
+an interleaved one); the shadow array parameters of a `Duplicated` argument `x` are `%"s<j>.arg.x.<f>"`,
+so the shadow of the data pointer `%arg.x.4` is found by the same rule as every other shadow.
+
+Memory without a derivative (a Const array, an inactive allocation) that meets memory with one (a select
+or phi of pointers) has the null shadow: loads through it read zero (`@llad.zero`), stores go to a sink
+(`@llad.sink`), and a null meminfo reads as a stand-in whose data pointer is null (`@llad.nomi`).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from ..analysis.activity import Activity
+from ..errors import DifferentiationError, UnsupportedInstructionError
+from ..ir.builder import Builder
+from ..ir.callees import classify
+from ..ir.model import Block, Function, Instruction, Module, Operand, Param, ref, unref
+
+NULL_POINTERS = ("null", "undef", "poison")
+MEMINFO_DATA_OFFSET = 24          # NRT_MemInfo_data_fast(mi) is the pointer at byte 24 of the MemInfo
+
+
+def shadow_name(name: str, j: int = 0) -> str:
+    return ref(f"s{j}.{name}")
+
+
+def declare_shadow_globals(module: Module, width: int = 1) -> None:
+    """Stand-ins for a null shadow, big enough for a `<width x double>` access of an interleaved shadow."""
+    n = max(4, width)
+    module.globals["llad.zero"] = f"@llad.zero = internal constant [{n} x i64] zeroinitializer"
+    module.globals["llad.sink"] = f"@llad.sink = internal global [{n} x i64] zeroinitializer"
+    module.globals["llad.nomi"] = "@llad.nomi = internal global [8 x i64] zeroinitializer"
+
+
+def shadow_of(op: Operand, act: Activity, j: int, ins: Instruction, location) -> str:
+    """The shadow of a pointer operand: its shadow value, the null shadow for memory without a
+    derivative that meets memory with one, or an error for a pointer of unknown origin."""
+    if op.text in NULL_POINTERS:
+        return op.text
+    if op.is_local and op.name in act.pointers:
+        return shadow_name(op.name, j)
+    roots = act.roots.get(op.name, frozenset()) if op.is_local else frozenset([("global", op.text)])
+    if roots and not any(kind == "other" for kind, _ in roots):
+        return "null"
+    raise UnsupportedInstructionError(
+        f"`{ins.text}`", location(ins),
+        f"it mixes memory with a derivative and memory of unknown origin ({op.text}); annotate every array "
+        "that flows here Duplicated")
+
+
+def guarded(b: Builder, shadow: str, for_write: bool) -> str:
+    """`shadow`, or the stand-in global when it is null."""
+    return _unless_null(b, shadow, "@llad.sink" if for_write else "@llad.zero", shadow)
+
+
+def null_preserving(b: Builder, base: str, derived: str, name: str | None = None) -> str:
+    """`derived` (an offset from `base`), or null when `base` is: a null test downstream must still see it."""
+    return _unless_null(b, base, "null", derived, name)
+
+
+def meminfo_or_standin(b: Builder, meminfo: str) -> str:
+    """A meminfo shadow that may be null, or a zeroed stand-in whose data pointer reads as null."""
+    return _unless_null(b, meminfo, "@llad.nomi", meminfo)
+
+
+def _unless_null(b: Builder, test: str, if_null: str, otherwise: str, name: str | None = None) -> str:
+    return b.select(b.icmp("eq", "ptr", test, "null"), "ptr", if_null, otherwise, name)
+
+
+def on_base(ins: Instruction, base: str, need=None, source_type: str | None = None,
+            result: str | None = None) -> Instruction:
+    """A copy of getelementptr `ins` on another base pointer (indices mapped through `need`, for the
+    reverse sweep; another element type, for an interleaved shadow)."""
+    indices = [Operand(o.type, need(o)) if need else o for o in ins.operands[1:]]
+    return dataclasses.replace(ins, result=result, operands=[Operand("ptr", base)] + indices,
+                               source_type=source_type or ins.source_type, metadata=(), block=None)
+
+
+class ShadowSweep:
+    """Copies the primal into the derivative block by block; subclasses add code per instruction
+    (`visit_<opcode>`, and `call_<kind>` for calls, see ir/callees.py).  This class knows the pointer
+    shadows both forward sweeps build: phis, selects and GEPs of pointers, data pointers of meminfos,
+    and shadow allocations."""
+
+    def __init__(self, fn: Function, act: Activity, k: int, location, b: Builder, scopes=None,
+                 interleaved: frozenset = frozenset()):
+        self.fn, self.act, self.k, self.location, self.b = fn, act, k, location, b
+        self.scopes = scopes               # analysis.alias.AliasScopes, or None: no alias metadata
+        self.interleaved = interleaved     # pointers/allocations with one interleaved shadow (analysis.layout)
+
+    # --- the walk -------------------------------------------------------------------------------------
+    def generate(self) -> None:
+        for block in self.fn.blocks:
+            self.b.new_block(block.name)
+            self.visit_block(block)
+
+    def visit_block(self, block: Block) -> None:
+        raise NotImplementedError
+
+    def copy(self, ins: Instruction) -> None:
+        """Re-emit a primal instruction (with its alias scopes)."""
+        md = self.alias_metadata(ins, shadow=False)
+        self.b.append(dataclasses.replace(ins, metadata=md, block=None) if md else ins)
+
+    def dispatch(self, ins: Instruction) -> None:
+        name = "visit_" + ("gep" if ins.opcode == "getelementptr" else ins.opcode)
+        getattr(self, name, self.visit_other)(ins)
+
+    def visit_call(self, ins: Instruction) -> None:
+        getattr(self, "call_" + classify(ins.callee).value)(ins)
+
+    def visit_other(self, ins: Instruction) -> None:
+        raise UnsupportedInstructionError(f"instruction `{ins.text}`", self.location(ins),
+                                          "llad has no derivative for this instruction")
+
+    def call_marker(self, ins: Instruction) -> None:
+        pass
+
+    call_integer = call_marker
+
+    def is_active(self, ins: Instruction) -> bool:
+        return ins.result is not None and (ins.result in self.act.values or ins.result in self.act.pointers)
+
+    # --- shadows ----------------------------------------------------------------------------------------
+    def lanes_of(self, name: str | None) -> range:
+        """The shadows a pointer (or allocation) has: one when interleaved, else k."""
+        return range(1) if name in self.interleaved else range(self.k)
+
+    def shadow(self, op: Operand, j: int, ins: Instruction) -> str:
+        return shadow_of(op, self.act, j, ins, self.location)
+
+    def memory_shadow(self, op: Operand, j: int, ins: Instruction, for_write: bool) -> str:
+        """The shadow to load from / store to: a stand-in when it may be null (mixed memory)."""
+        s = self.shadow(op, j, ins)
+        return guarded(self.b, s, for_write) if op.is_local and op.name in self.act.maybe_null else s
+
+    def alias_metadata(self, ins: Instruction, shadow: bool) -> tuple:
+        """Scoped-noalias metadata for a load or store (of the primal, or of its shadow)."""
+        if self.scopes is None or ins.opcode not in ("load", "store"):
+            return ()
+        return self.scopes.metadata(ins.operands[0 if ins.opcode == "load" else 1], shadow)
+
+    def pointer_phi(self, ins: Instruction) -> None:
+        for j in self.lanes_of(ins.result):
+            self.b.phi("ptr", [(self.shadow(v, j, ins), bb) for v, bb in ins.incoming],
+                       name=shadow_name(ins.result, j))
+
+    def pointer_select(self, ins: Instruction) -> None:
+        cond, a, c = ins.operands
+        for j in self.lanes_of(ins.result):
+            self.b.select(cond.text, "ptr", self.shadow(a, j, ins), self.shadow(c, j, ins),
+                          name=shadow_name(ins.result, j))
+
+    def visit_gep(self, ins: Instruction) -> None:
+        base_op = ins.operands[0]
+        for j in self.lanes_of(ins.result):
+            base = self.shadow(base_op, j, ins)
+            may_be_null = base_op.is_local and base_op.name in self.act.maybe_null
+            name = self.b.namer.fresh() if may_be_null else shadow_name(ins.result, j)
+            if ins.result in self.interleaved:
+                self.interleaved_gep(ins, base, name)
+            else:
+                self.b.append(on_base(ins, base, result=unref(name)))
+            if may_be_null:
+                null_preserving(self.b, base, name, shadow_name(ins.result, j))
+
+    def interleaved_gep(self, ins: Instruction, base: str, name: str) -> None:
+        """`ins` on an interleaved shadow: every byte offset scaled by k."""
+        b = self.b
+        if len(ins.operands) == 2:         # one index: k elements of the source type per step
+            b.append(on_base(ins, base, source_type=f"[{self.k} x {ins.source_type}]", result=unref(name)))
+            return
+        off = b.cast("ptrtoint", "ptr", b.gep(ins.source_type, "null", [(o.type, o.text) for o in ins.operands[1:]]),
+                     "i64")
+        b.gep("i8", base, [("i64", b.op("mul", "i64", off, str(self.k)))], name=name)
+
+    def call_data_pointer(self, ins: Instruction) -> None:
+        if ins.result not in self.act.pointers:
+            return
+        for j in self.lanes_of(ins.result):
+            mi = self.shadow(ins.operands[0], j, ins)
+            if ins.operands[0].is_local and ins.operands[0].name in self.act.maybe_null:
+                mi = meminfo_or_standin(self.b, mi)
+            self.b.call("ptr", "NRT_MemInfo_data_fast", [("ptr", mi)], name=shadow_name(ins.result, j))
+
+    def call_alloc(self, ins: Instruction) -> None:
+        """A zeroed shadow for an active allocation (interleaved: k times the bytes)."""
+        if ins.result not in self.act.pointers:
+            return
+        size, rest = ins.operands[0], ins.operands[1:]
+        n = self.scaled_size(size) if ins.result in self.interleaved else size.text
+        for j in self.lanes_of(ins.result):
+            mi = self.b.call("ptr", ins.callee, [(size.type, n)] + [(o.type, o.text) for o in rest],
+                             name=shadow_name(ins.result, j))
+            data = self.b.call("ptr", "NRT_MemInfo_data_fast", [("ptr", mi)])
+            self.b.memset(data, size.type, n)
+
+    def call_wrap(self, ins: Instruction) -> None:
+        if ins.result in self.act.pointers:
+            raise DifferentiationError(
+                f"`{ins.text}`", self.location(ins),
+                "llad cannot give a shadow to memory Numba wraps from elsewhere (NRT_MemInfo_new); copy the "
+                "array first")
+
+    def scaled_size(self, size: Operand) -> str:
+        return self.b.op("mul", size.type, size.text, str(self.k))
+
+
+def derivative_function(name: str, params: list[Param]) -> Function:
+    return Function(name, "i32", params, [])

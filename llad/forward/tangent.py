@@ -1,0 +1,143 @@
+"""Forward mode: the tangent of every active value, next to the primal instruction it comes from.
+
+A visitor with one method per opcode (and one per call kind, see ir/callees.py).  Each primal
+instruction is re-emitted as it is; for an active one the visitor then emits its tangent through the
+lane helper (lanes.py), which makes scalar and k-direction tangents one code path.  Math comes from the
+rules table; this file only knows the structural operations (phi, select, memory, runtime calls).
+"""
+from __future__ import annotations
+
+from ..ir.callees import rule_name
+from ..ir.model import Block, Instruction, is_float, ref
+from ..rules import FLOAT_CASTS, RULES, PrimalValues, Rule
+from .lanes import Lanes
+from .shadows import ShadowSweep
+
+_ALIGN = {"double": 8, "float": 4, "half": 2}
+
+
+class TangentSweep(ShadowSweep):
+    """Forward mode's one sweep: the primal, shadow pointers and tangents; `outputs` writes the result."""
+
+    def __init__(self, fn, act, k, location, b, outputs, scopes=None, interleaved=frozenset(),
+                 interleaved_return: bool = False):
+        super().__init__(fn, act, k, location, b, scopes, interleaved)
+        self.lanes = Lanes(b, act, k)
+        self.outputs, self.interleaved_return = outputs, interleaved_return
+
+    def visit_block(self, block: Block) -> None:
+        phis = block.phis
+        for ins in phis:
+            self.copy(ins)
+        for ins in phis:
+            if self.is_active(ins):
+                self.visit_phi(ins)
+        for ins in block.instructions[len(phis):]:
+            if ins.opcode == "ret":
+                self.outputs.store(self.b, interleaved=self.interleaved_return)
+                self.copy(ins)
+                continue
+            self.copy(ins)
+            if self.is_active(ins) or ins.opcode in ("store", "call"):
+                self.dispatch(ins)
+
+    # --- structural operations ------------------------------------------------------------------
+    def visit_phi(self, ins: Instruction) -> None:
+        if ins.result in self.act.pointers:
+            self.pointer_phi(ins)
+            return
+        self.b.phi(self.lanes.ty(ins.type), [(self.lanes.of(v), bb) for v, bb in ins.incoming],
+                   name=self.lanes.name(ins.result))
+
+    def visit_select(self, ins: Instruction) -> None:
+        if ins.result in self.act.pointers:
+            self.pointer_select(ins)
+            return
+        cond, a, c = ins.operands
+        self.b.select(cond.text, self.lanes.ty(ins.type), self.lanes.of(a), self.lanes.of(c),
+                      name=self.lanes.name(ins.result))
+
+    def visit_load(self, ins: Instruction) -> None:
+        ptr, ty, md = ins.operands[0], ins.type, self.alias_metadata(ins, shadow=True)
+        name = self.lanes.name(ins.result)
+        if ptr.is_local and ptr.name in self.interleaved:
+            self.b.load(self.lanes.ty(ty), self.memory_shadow(ptr, 0, ins, False), metadata=md, align=_ALIGN[ty],
+                        name=name)
+            return
+        one = not self.lanes.vector
+        loads = [self.b.load(ty, self.memory_shadow(ptr, j, ins, False), metadata=md, name=name if one else None)
+                 for j in range(self.k)]
+        self.lanes.combine(ty, loads, name)
+
+    def visit_store(self, ins: Instruction) -> None:
+        val, ptr = ins.operands
+        if not (ptr.is_local and ptr.name in self.act.pointers) or not is_float(val.type):
+            return
+        md = self.alias_metadata(ins, shadow=True)
+        if ptr.name in self.interleaved:
+            self.b.store(self.lanes.ty(val.type), self.lanes.of(val), self.memory_shadow(ptr, 0, ins, True),
+                         metadata=md, align=_ALIGN[val.type])
+            return
+        tangent = self.lanes.of(val)
+        for j in range(self.k):
+            self.b.store(val.type, self.lanes.lane(val.type, tangent, j), self.memory_shadow(ptr, j, ins, True), md)
+
+    def visit_other(self, ins: Instruction) -> None:
+        if ins.opcode in RULES:
+            self.apply_rule(ins, RULES[ins.opcode])
+        elif ins.opcode in FLOAT_CASTS:
+            src = ins.operands[0]
+            self.b.cast(ins.opcode, self.lanes.ty(src.type), self.lanes.of(src), self.lanes.ty(ins.type),
+                        name=self.lanes.name(ins.result))
+        else:
+            super().visit_other(ins)
+
+    # --- calls, by kind ---------------------------------------------------------------------------------
+    def call_math(self, ins: Instruction) -> None:
+        if self.is_active(ins):
+            self.apply_rule(ins, RULES[rule_name(ins.callee)])
+
+    def call_refcount(self, ins: Instruction) -> None:
+        op = ins.operands[0]
+        if op.is_local and op.name in self.act.pointers:
+            for j in self.lanes_of(op.name):
+                self.b.call("void", ins.callee, [("ptr", self.shadow(op, j, ins))])
+
+    def call_memset(self, ins: Instruction) -> None:
+        dst, _, size = ins.operands[:3]
+        if dst.is_local and dst.name in self.act.pointers:
+            n = self.scaled_size(size) if dst.name in self.interleaved else size.text
+            for j in self.lanes_of(dst.name):
+                self.b.memset(self.shadow(dst, j, ins), size.type, n)
+
+    def call_memcpy(self, ins: Instruction) -> None:
+        dst, src, size = ins.operands[:3]
+        if not (dst.is_local and dst.name in self.act.pointers):
+            return
+        n = self.scaled_size(size) if dst.name in self.interleaved else size.text
+        for j in self.lanes_of(dst.name):      # an active source has the destination's layout (analysis.layout)
+            if src.is_local and src.name in self.act.pointers:
+                self.b.call("void", ins.callee, [("ptr", self.shadow(dst, j, ins)), ("ptr", self.shadow(src, j, ins)),
+                                                 (size.type, n), ("i1", "false")])
+            else:
+                self.b.memset(self.shadow(dst, j, ins), size.type, n)
+
+    def call_unknown(self, ins: Instruction) -> None:
+        pass     # activity analysis refused it if an active value reaches it
+
+    call_jitted = call_indirect = call_unknown
+
+    # --- rules ------------------------------------------------------------------------------------
+    def apply_rule(self, ins: Instruction, rule: Rule) -> None:
+        """tangent(r) = sum_i partial_i * tangent(operand_i), each partial from the rules table."""
+        ty, b, lanes = ins.type, self.b, self.lanes
+        primal = PrimalValues(lambda i: ins.operands[i].text, lambda: ref(ins.result))
+        total = lanes.zero(ty)
+        for i, partial in enumerate(rule.partials):
+            op = ins.operands[i]
+            if partial is None or not (op.is_local and op.name in self.act.values):
+                continue
+            d = partial(b, ty, primal)
+            if d is not None:
+                total = b.fadd(lanes.ty(ty), total, lanes.scale(ty, d, lanes.of(op)))
+        b.op("fadd", lanes.ty(ty), total, lanes.minus_zero(ty), name=lanes.name(ins.result))

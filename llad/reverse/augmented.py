@@ -1,0 +1,125 @@
+"""The augmented forward sweep of reverse mode: the primal, its shadow pointers and allocations, each
+loop's iteration counter, the predecessor ids and the values the reverse sweep reads from the tape.
+
+It shares the shadow-pointer code with forward mode (forward/shadows.py) and adds no tangents: loads
+and stores of active memory are the reverse sweep's business.
+"""
+from __future__ import annotations
+
+from .. import runtime
+from ..forward.shadows import ShadowSweep, shadow_name
+from ..ir.model import Block, Instruction, ref
+from .facts import ReverseFacts
+from .sweep import pred_id_name, rev
+from .tape import Tape
+
+
+class AugmentedSweep(ShadowSweep):
+    def __init__(self, facts: ReverseFacts, tape: Tape, location, b, scopes=None):
+        super().__init__(facts.fn, facts.act, 1, location, b, scopes)
+        self.facts, self.cfg, self.tape = facts, facts.cfg, tape
+        self.has_shadow_allocations = False
+
+    def visit_block(self, block: Block) -> None:
+        phis = block.phis
+        for ins in phis:
+            self.copy(ins)
+        self._pred_id_phi(block)
+        for ins in phis:
+            if ins.result in self.act.pointers:
+                self.pointer_phi(ins)
+        loop = self.cfg.loop_of.get(block.name)
+        if loop is not None and loop.header == block.name:
+            # the header's counter moves first: every tape store below is indexed by this iteration
+            self.tape.begin_forward_iteration(self.b, loop, presized=loop.index in self._presized_loops())
+        for ins in phis:
+            self._keep(ins)
+        if block.name in self.tape.pred_id_blocks:
+            self.tape.store(self.b, pred_id_name(block.name), block.name)
+        self._keep_loop_starts(block)
+        for ins in block.instructions[len(phis):]:
+            if ins.opcode == "ret":
+                self.visit_ret(ins)
+                continue
+            if ins.is_terminator:
+                self._reserve_counted_loop(block)
+            self.copy(ins)
+            if ins.result in self.act.pointers or ins.opcode == "call":
+                self.dispatch(ins)
+            self._keep(ins)
+
+    def visit_ret(self, ins: Instruction) -> None:
+        """The forward sweep is over: on success into the reverse sweep, else free and return the status."""
+        status = ins.operands[0].text
+        self.tape.begin_reverse(self.b)
+        fail = f"llad.fail.{ins.block.name}"
+        self.b.cbr(self.b.icmp("eq", "i32", status, "0"), rev(ins.block.name), fail)
+        self.b.new_block(fail)
+        self.tape.free_all(self.b)
+        if self.has_shadow_allocations:
+            runtime.call(self.b, "void", "llad.shadows.release", [("ptr", "%llad.shadows")])
+        self.b.ret("i32", status)
+
+    # --- pointer shadows ------------------------------------------------------------------------------
+    def visit_phi(self, ins: Instruction) -> None:
+        pass                                       # pointer phis are built right after the block's phis
+
+    def visit_select(self, ins: Instruction) -> None:
+        self.pointer_select(ins)
+
+    def call_alloc(self, ins: Instruction) -> None:
+        # The reverse sweep frees each shadow at the allocation's reverse; if f raises instead, the
+        # failure path frees every shadow allocated so far from this list.
+        super().call_alloc(ins)
+        if ins.result in self.act.pointers:
+            runtime.call(self.b, "void", "llad.shadows.push",
+                         [("ptr", "%llad.shadows"), ("ptr", shadow_name(ins.result))])
+
+    def call_nothing(self, ins: Instruction) -> None:
+        """Calls whose shadows the reverse sweep handles (memset, memcpy, refcounts) or that have none."""
+
+    call_refcount = call_memset = call_memcpy = call_math = call_unknown = call_jitted = call_indirect = call_nothing
+
+    # --- the tape -------------------------------------------------------------------------------------
+    def _keep(self, ins: Instruction) -> None:
+        """Store ins's result (or its shadow) when the reverse sweep reads it from the tape."""
+        if ins.result is None:
+            return
+        for name in (ins.result, "s0." + ins.result):
+            if self.tape.is_cached(name):
+                self.tape.store(self.b, name, ins.block.name)
+
+    def _pred_id_phi(self, block: Block) -> None:
+        if block.name not in self.tape.pred_id_blocks:
+            return
+        preds = [p for p in block.preds if p in self.cfg.loop_of]
+        # one entry per edge: a switch with several cases to this block is that many edges
+        pairs = [(str(i), p) for i, p in enumerate(preds)
+                 for _ in range(max(1, self.fn.block_map[p].terminator.targets.count(block.name)))]
+        self.b.phi("i8", pairs, name=ref(pred_id_name(block.name)))
+
+    def _keep_loop_starts(self, block: Block) -> None:
+        """Where an execution of a loop without a known trip count starts: its counter on entry."""
+        for lp in self.cfg.loops:
+            name = f"g0.{lp.index}"
+            if self.tape.is_cached(name) and self.tape.entries[name].block == block.name:
+                self.b.load("i64", ref(f"ctr.{lp.index}"), name=ref(name))
+                self.tape.store(self.b, name, block.name)
+
+    def _presized_loops(self) -> set[int]:
+        return {lp.index for lp, _ in self.facts.presized.values()}
+
+    def _reserve_counted_loop(self, block: Block) -> None:
+        """Before a counted loop starts, reserve its whole tape: no check per iteration, so the forward
+        sweep's loop can still be vectorised."""
+        entry = self.facts.presized.get(block.name)
+        if entry is None:
+            return
+        lp, tc = entry
+        if not self.tape.has_records(lp):
+            return
+        b = self.b
+        first = b.op("add", "i64", tc.start.text, str(tc.start_offset)) if tc.start_offset else tc.start.text
+        diff = b.op("sub", "i64", *((tc.bound.text, first) if tc.sign > 0 else (first, tc.bound.text)))
+        n = b.call("i64", "llvm.smax.i64", [("i64", b.op("add", "i64", diff, str(tc.extra))), ("i64", "1")])
+        self.tape.reserve(b, lp, b.op("add", "i64", b.load("i64", ref(f"ctr.{lp.index}")), n))

@@ -1,0 +1,156 @@
+"""Functions llad defines in a derivative module that calls them, built with the IR builder.
+
+* `llad.digamma.f64/f32` (the derivative of lgamma): reflection for x < 0.5, the recurrence
+  psi(x) = psi(x + 1) - 1/x up to x >= 10, then the asymptotic series to x^-12 (error < 1e-14).
+* `llad.addzero.f64/f32(dst, src, bytes)`: the reverse of memcpy(dst, src): the source's shadow takes
+  the destination's, which is zeroed.
+* `llad.shadows.push/release`: the stack of shadow allocations a reverse derivative made, released if
+  the primal raises before the reverse sweep frees them.
+* `llad.tape.reserve/grow`: make room for n records in a loop's growable tape.
+
+`ensure(module, name)` adds a function (and what it calls) to the module the first time it is used.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .ir.builder import Builder, fconst, new_function
+from .ir.model import Module
+
+TAPE_STATE = "{ ptr, i64 }"       # (base, capacity in records), returned by reserve and grow
+
+
+def _suffix(ty: str) -> str:
+    return "f64" if ty == "double" else "f32"
+
+
+def _digamma(module: Module, ty: str) -> None:
+    s = _suffix(ty)
+    name = f"llad.digamma.{s}"
+    b = new_function(name, ty, [(ty, "x")], module, attributes="alwaysinline", linkage="internal")
+    c = lambda v: fconst(ty, v)
+    b.cbr(b.fcmp("olt", ty, "%x", c(0.5)), "reflect", "loop")
+    # psi(x) = psi(1 - x) - pi cot(pi x)
+    b.new_block("reflect")
+    psi1 = b.call(ty, name, [(ty, b.fsub(ty, c(1.0), "%x"))])
+    pix = b.fmul(ty, "%x", c(3.141592653589793))
+    cot = b.fdiv(ty, b.call(ty, f"llvm.cos.{s}", [(ty, pix)]), b.call(ty, f"llvm.sin.{s}", [(ty, pix)]))
+    b.ret(ty, b.fsub(ty, psi1, b.fmul(ty, cot, c(3.141592653589793))))
+    # psi(x) = psi(x + 1) - 1/x until x >= 10
+    b.new_block("loop")
+    b.phi(ty, [("%x", "entry"), ("%xn", "step")], name="%xi")
+    b.phi(ty, [(c(0.0), "entry"), ("%accn", "step")], name="%acc")
+    b.cbr(b.fcmp("olt", ty, "%xi", c(10.0)), "step", "tail")
+    b.new_block("step")
+    b.op("fsub", ty, "%acc", b.fdiv(ty, c(1.0), "%xi"), name="%accn")
+    b.op("fadd", ty, "%xi", c(1.0), name="%xn")
+    b.br("loop")
+    # psi(x) ~ ln x - 1/2x - sum B_2n / (2n x^2n)
+    b.new_block("tail")
+    ix = b.fdiv(ty, c(1.0), "%xi")
+    ix2 = b.fmul(ty, ix, ix)
+    series = c(-691 / 32760)
+    for coef in (1 / 132, -1 / 240, 1 / 252, -1 / 120, 1 / 12):
+        series = b.fadd(ty, b.fmul(ty, series, ix2), c(coef))
+    series = b.fmul(ty, series, ix2)
+    log = b.call(ty, f"llvm.log.{s}", [(ty, "%xi")])
+    r = b.fsub(ty, b.fsub(ty, log, b.fmul(ty, ix, c(0.5))), series)
+    b.ret(ty, b.fadd(ty, r, "%acc"))
+
+
+def _addzero(module: Module, ty: str) -> None:
+    width = 8 if ty == "double" else 4
+    b = new_function(f"llad.addzero.{_suffix(ty)}", "void", [("ptr", "dst"), ("ptr", "src"), ("i64", "bytes")],
+                     module, linkage="internal")
+    n = b.op("udiv", "i64", "%bytes", str(width))
+    b.cbr(b.icmp("ne", "i64", n, "0"), "loop", "done")
+    b.new_block("loop")
+    i = b.phi("i64", [("0", "entry"), ("%i1", "loop")], name="%i")
+    pd, ps = b.gep(ty, "%dst", [("i64", i)]), b.gep(ty, "%src", [("i64", i)])
+    b.store(ty, b.op("fadd", ty, b.load(ty, ps), b.load(ty, pd)), ps)
+    b.store(ty, "0.0", pd)
+    b.op("add", "i64", i, "1", name="%i1")
+    b.cbr(b.icmp("ult", "i64", "%i1", n), "loop", "done")
+    b.new_block("done")
+    b.ret()
+
+
+def _shadow_stack(module: Module) -> None:
+    """state = [count, capacity, base]: a growable array of the meminfos of shadows allocated so far."""
+    b = new_function("llad.shadows.push", "void", [("ptr", "state"), ("ptr", "mi")], module, linkage="internal")
+    n = b.load("i64", "%state")
+    capp, basep = b.gep("i8", "%state", [("i64", "8")]), b.gep("i8", "%state", [("i64", "16")])
+    cap = b.load("i64", capp)
+    b.cbr(b.icmp("eq", "i64", n, cap), "grow", "put")
+    b.new_block("grow")
+    c3 = b.call("i64", "llvm.umax.i64", [("i64", b.op("shl", "i64", cap, "1")), ("i64", "16")])
+    new = b.call("ptr", "realloc", [("ptr", b.load("ptr", basep)), ("i64", b.op("mul", "i64", c3, "8"))])
+    b.store("ptr", new, basep)
+    b.store("i64", c3, capp)
+    b.br("put")
+    b.new_block("put")
+    b.store("ptr", "%mi", b.gep("ptr", b.load("ptr", basep), [("i64", n)]))
+    b.store("i64", b.op("add", "i64", n, "1"), "%state")
+    b.ret()
+
+    b = new_function("llad.shadows.release", "void", [("ptr", "state")], module, linkage="internal")
+    n = b.load("i64", "%state")
+    base = b.load("ptr", b.gep("i8", "%state", [("i64", "16")]))
+    b.cbr(b.icmp("ne", "i64", n, "0"), "loop", "done")
+    b.new_block("loop")
+    i = b.phi("i64", [("0", "entry"), ("%i1", "loop")], name="%i")
+    b.call("void", "NRT_decref", [("ptr", b.load("ptr", b.gep("ptr", base, [("i64", i)])))])
+    b.op("add", "i64", i, "1", name="%i1")
+    b.cbr(b.icmp("ult", "i64", "%i1", n), "loop", "done")
+    b.new_block("done")
+    b.call("void", "free", [("ptr", base)])
+    b.ret()
+
+
+def _tape_reserve(module: Module) -> None:
+    """reserve(base, cap, n, recsize): room for n records, doubling (at least 64) when full; the tape's
+    state comes back as a value, so SROA keeps it in registers through the forward sweep's loops."""
+    params = [("ptr", "base"), ("i64", "cap"), ("i64", "n"), ("i64", "recsize")]
+    b = new_function("llad.tape.grow", TAPE_STATE, params, module, attributes="noinline", linkage="internal")
+    c4 = b.call("i64", "llvm.umax.i64", [("i64", b.call("i64", "llvm.umax.i64", [
+        ("i64", b.op("shl", "i64", "%cap", "1")), ("i64", "%n")])), ("i64", "64")])
+    new = b.call("ptr", "realloc", [("ptr", "%base"), ("i64", b.op("mul", "i64", c4, "%recsize"))])
+    _return_state(b, new, c4)
+
+    b = new_function("llad.tape.reserve", TAPE_STATE, params, module, attributes="alwaysinline",
+                     linkage="internal")
+    ok = b.icmp("ule", "i64", "%n", "%cap")
+    b.cbr(ok, "done", "grow")
+    b.block.instructions[-1].metadata = (("prof", '!{!"branch_weights", i32 1000, i32 1}'),)
+    b.new_block("grow")
+    b.ret(TAPE_STATE, b.call(TAPE_STATE, "llad.tape.grow", [(t, "%" + n) for t, n in params]))
+    b.new_block("done")
+    _return_state(b, "%base", "%cap")
+
+
+def _return_state(b: Builder, base: str, cap: str) -> None:
+    r0 = b.insertvalue(TAPE_STATE, "undef", "ptr", base, 0)
+    b.ret(TAPE_STATE, b.insertvalue(TAPE_STATE, r0, "i64", cap, 1))
+
+
+_DEFINITIONS: dict[str, Callable[[Module], None]] = {
+    "llad.digamma.f64": lambda m: _digamma(m, "double"),
+    "llad.digamma.f32": lambda m: _digamma(m, "float"),
+    "llad.addzero.f64": lambda m: _addzero(m, "double"),
+    "llad.addzero.f32": lambda m: _addzero(m, "float"),
+    "llad.shadows.push": _shadow_stack,
+    "llad.shadows.release": _shadow_stack,
+    "llad.tape.reserve": _tape_reserve,
+}
+
+
+def ensure(module: Module, name: str) -> None:
+    """Define runtime function `name` in `module` unless it is there already."""
+    if name in _DEFINITIONS and not any(f.name == name for f in module.functions):
+        _DEFINITIONS[name](module)
+
+
+def call(b: Builder, ret: str, name: str, args: list[tuple[str, str]]) -> str:
+    """Call runtime function `name`, defining it in the builder's module on first use."""
+    ensure(b.module, name)
+    return b.call(ret, name, args)
