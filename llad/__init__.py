@@ -1,6 +1,6 @@
 """llad: a differentiating compiler for Numba functions (forward and reverse mode, Enzyme-style)."""
 from . import frontend as _frontend  # noqa: F401  (installs the IR recorder before anything compiles)
-from .api import (
+from .annotations import (
     Active,
     BatchDuplicated,
     Const,
@@ -10,9 +10,8 @@ from .api import (
     ForwardWithPrimal,
     Reverse,
     ReverseWithPrimal,
-    autodiff,
-    tape_report,
 )
+from .api import autodiff, tape_report
 from .errors import ActivityError, DifferentiationError, NoRuleError, UnsupportedInstructionError
 from .inspect import dump
 

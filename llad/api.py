@@ -1,10 +1,10 @@
-"""`llad.autodiff`: modes, activities, argument checks, the compile cache, calling the derivative."""
+"""`llad.autodiff`: the compile cache, the shadow buffers a call passes, and calling the derivative (the
+per-call hot path).  Modes and annotations: annotations.py."""
 from __future__ import annotations
 
 import dataclasses
 import inspect
 import threading
-from dataclasses import dataclass
 
 import numba
 import numpy as np
@@ -13,146 +13,20 @@ from numpy.lib.array_utils import byte_bounds
 
 from . import frontend
 from .analysis.layout import LayoutConflict
+from .annotations import (
+    RETURN_ACTIVITIES,
+    Active,
+    Annotation,
+    BatchDuplicated,
+    Const,
+    Duplicated,
+    DuplicatedNoNeed,
+    Mode,
+    _classify,
+    _typeof,
+)
 from .pipeline import build_derivative
 from .plan import Act, Plan
-
-
-# --- modes ---------------------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)      # the four modes are singletons: identity equality, a fast hash
-class Mode:
-    name: str
-    reverse: bool
-    with_primal: bool
-
-    def __repr__(self) -> str:
-        return f"llad.{self.name}"
-
-
-Forward = Mode("Forward", False, False)
-ForwardWithPrimal = Mode("ForwardWithPrimal", False, True)
-Reverse = Mode("Reverse", True, False)
-ReverseWithPrimal = Mode("ReverseWithPrimal", True, True)
-MODES = (Forward, ForwardWithPrimal, Reverse, ReverseWithPrimal)
-
-
-# --- activities ----------------------------------------------------------------------------------
-class Annotation:
-    __slots__ = ("val",)
-
-    def __init__(self, val):
-        self.val = val
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.val!r})"
-
-
-class Const(Annotation):
-    """Not differentiated."""
-
-
-class Active(Annotation):
-    """A float scalar whose derivative reverse modes return."""
-
-
-class Duplicated(Annotation):
-    """An array `val` with its shadow `dval` (tangent in forward modes, accumulated adjoint in reverse)."""
-
-    __slots__ = ("dval",)
-
-    def __init__(self, val, dval):
-        self.val, self.dval = val, dval
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(<{_describe(self.val)}>, <{_describe(self.dval)}>)"
-
-
-class DuplicatedNoNeed(Duplicated):
-    """As Duplicated; the primal values left in `val` need not be correct."""
-
-
-class BatchDuplicated(Annotation):
-    """An array with k shadows, differentiated in one pass (vector mode)."""
-
-    __slots__ = ("dvals",)
-
-    def __init__(self, val, dvals):
-        self.val, self.dvals = val, dvals
-
-
-RETURN_ACTIVITIES = {Active: Act.ACTIVE, Const: Act.CONST, Duplicated: Act.DUP, DuplicatedNoNeed: Act.DUP}
-
-
-def _describe(v) -> str:
-    if isinstance(v, np.ndarray):
-        return f"{v.dtype}{list(v.shape)} array"
-    return type(v).__name__
-
-
-# --- argument checks (before anything is compiled or written) -----------------------------------------
-def _check_float_array(v, what: str) -> None:
-    if not isinstance(v, np.ndarray):
-        raise TypeError(f"llad.autodiff: {what} must be a numpy array of float32 or float64, got {_describe(v)}")
-    if v.dtype not in (np.float32, np.float64):
-        raise TypeError(f"llad.autodiff: {what} must have dtype float32 or float64, got {v.dtype}")
-
-
-def _check_shadow(i: int, v, dv, what: str) -> None:
-    _check_float_array(v, f"argument {i} ({what})")
-    if not isinstance(dv, np.ndarray):
-        raise TypeError(f"llad.autodiff: the shadow of argument {i} must be a numpy array, got {_describe(dv)}")
-    if dv.shape != v.shape or dv.dtype != v.dtype:
-        raise ValueError(f"llad.autodiff: the shadow of argument {i} is {_describe(dv)} but the array is "
-                         f"{_describe(v)}; they must have the same shape and dtype")
-    if not dv.flags.writeable:
-        raise ValueError(f"llad.autodiff: the shadow of argument {i} is read-only; pass a writeable array")
-    if v.size and np.shares_memory(v, dv):
-        raise ValueError(f"llad.autodiff: the shadow of argument {i} shares memory with the array itself; "
-                         "pass a separate array, e.g. np.zeros_like(x)")
-
-
-def _classify(i: int, a, reverse: bool):
-    """-> (activity tag, primal value, tuple of shadows)."""
-    if isinstance(a, BatchDuplicated):
-        if not isinstance(a.dvals, (tuple, list)) or not a.dvals:
-            raise TypeError(f"llad.autodiff: BatchDuplicated(x, shadows) of argument {i} needs a non-empty tuple "
-                            "of shadow arrays")
-        for dv in a.dvals:
-            _check_shadow(i, a.val, dv, "BatchDuplicated")
-        if reverse:
-            raise TypeError("llad.autodiff: BatchDuplicated is a forward-mode annotation")
-        return Act.DUP, a.val, tuple(a.dvals)
-    if isinstance(a, Duplicated):
-        _check_shadow(i, a.val, a.dval, type(a).__name__)
-        return Act.DUP, a.val, (a.dval,)
-    if isinstance(a, Active):
-        if not reverse:
-            raise TypeError(f"llad.autodiff: argument {i} is Active, which forward modes do not take; pass the "
-                            "value as Const, or use Duplicated on an array to get its tangent")
-        if not isinstance(a.val, (float, np.floating)) or isinstance(a.val, np.ndarray):
-            raise TypeError(f"llad.autodiff: Active is for float scalars; argument {i} is {_describe(a.val)}"
-                            + (" (use Duplicated(x, dx) for arrays)" if isinstance(a.val, np.ndarray) else ""))
-        return Act.ACTIVE, a.val, ()
-    if isinstance(a, Const):
-        return Act.CONST, a.val, ()
-    if isinstance(a, type) and issubclass(a, Annotation):
-        raise TypeError(f"llad.autodiff: argument {i} is the class {a.__name__} itself; wrap a value, e.g. "
-                        f"{a.__name__}(x)")
-    return Act.CONST, a, ()
-
-
-_SUPPORTED_SCALARS = (bool, int, float, np.integer, np.floating, np.bool_)
-
-
-def _typeof(i: int, v) -> types.Type:
-    if isinstance(v, np.ndarray):
-        if v.dtype.hasobject:
-            raise TypeError(f"llad.autodiff: argument {i} is an object array, which llad cannot compile")
-        return numba.typeof(v)
-    if isinstance(v, _SUPPORTED_SCALARS) or (isinstance(v, tuple) and all(isinstance(e, _SUPPORTED_SCALARS)
-                                                                           for e in v)):
-        return numba.typeof(v)
-    raise TypeError(f"llad.autodiff: argument {i} has unsupported type {type(v).__name__}; llad takes numpy "
-                    "arrays, numbers and tuples of numbers")
 
 
 def _same_layout_shadow(v: np.ndarray, dv: np.ndarray) -> np.ndarray:
@@ -361,9 +235,6 @@ def _arg_key(a):
     return None
 
 
-_DUP, _ACT, _CONST, _BARE, _BATCH = 0, 1, 2, 3, 4
-
-
 class _Prepared:
     """A cached derivative with what the hot path needs to call it."""
 
@@ -372,8 +243,8 @@ class _Prepared:
     def __init__(self, plan, derivative, batch, mode, args):
         self.plan, self.derivative, self.batch, self.mode = plan, derivative, batch, mode
         self.entry = derivative.entry
-        self.kinds = tuple(_DUP if isinstance(a, Duplicated) else _BATCH if type(a) is BatchDuplicated
-                           else _ACT if type(a) is Active else _CONST if type(a) is Const else _BARE for a in args)
+        # how each argument was written: its annotation class, None for a bare value
+        self.kinds = tuple(type(a) if isinstance(a, Annotation) else None for a in args)
         self.shape = _result_shaper(mode, plan, derivative, batch)
         self.alias_pairs = derivative.alias_pairs
         inter = plan.interleave or (False,) * len(args)
@@ -394,7 +265,11 @@ _fast: dict = {}
 
 
 def autodiff(mode: Mode, f, *args):
-    """Differentiate `f` at the annotated arguments; see shared/API.md for the return shapes."""
+    """Differentiate `f` at the annotated arguments.
+
+    Returns, as Enzyme.jl: Reverse `(derivs,)`, ReverseWithPrimal `(derivs, primal)` (one entry per
+    parameter: the derivative of an Active one, None otherwise); Forward `(tangent,)`, ForwardWithPrimal
+    `(tangent, primal)` (a tuple of k tangents with BatchDuplicated)."""
     ret = args[0] if args and isinstance(args[0], type) else None
     params = args[1:] if ret is not None else args
     try:
@@ -431,9 +306,9 @@ def _unpacker(kinds: tuple, width: int, interleave: tuple, written: frozenset):
             shadows.append(f"full{i}[..., 0]")
             if i in written:
                 fulls.append(f"full{i}")
-        elif kind in (_DUP, _BATCH):
+        elif kind in (Duplicated, DuplicatedNoNeed, BatchDuplicated):
             lines.append(f"    v{i} = a{i}.val")
-            lanes = [f"a{i}.dval"] if kind == _DUP else [f"a{i}.dvals[{j}]" for j in range(width)]
+            lanes = [f"a{i}.dvals[{j}]" for j in range(width)] if kind is BatchDuplicated else [f"a{i}.dval"]
             for j, lane in enumerate(lanes):
                 sv = f"s{i}_{j}"
                 lines += [f"    {sv} = {lane}",
@@ -443,7 +318,7 @@ def _unpacker(kinds: tuple, width: int, interleave: tuple, written: frozenset):
                 shadows.append(sv)
             values.append(f"v{i}")
         else:
-            values.append(f"a{i}" if kind == _BARE else f"a{i}.val")
+            values.append(f"a{i}" if kind is None else f"a{i}.val")
     flat = f"({', '.join(values + shadows)},)"
     copies = "".join(f + ", " for f in fulls)
     lines.append(f"    return ({flat}, ({copies}))" if any(interleave) else f"    return {flat}")

@@ -2,14 +2,13 @@
 
 Numba optimises every module the moment it is added to a code library, so llad swaps the CPU
 codegen's library class at import for one that records each module's text before that happens
-(see shared/notes/numba-ir-facts.md, section 1.3).  The recorded modules of a function and of
-every library it links (other @njit functions, Numba's own overloads) are linked into one module
-and run through a pre-AD pipeline: inlining and scalar simplification, no vectorisation.
+(`RecordingCodeLibrary`).  The recorded modules of a function and of every library it links (other
+@njit functions, Numba's own overloads) are linked into one module and run through a pre-AD
+pipeline: inlining and scalar simplification, no vectorisation.
 """
 from __future__ import annotations
 
 import os
-import re
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -22,7 +21,10 @@ from numba.core.registry import cpu_target
 
 from . import nrt
 from .errors import DifferentiationError
+from .ir.builder import new_function
 from .ir.callees import python_name
+from .ir.model import Module
+from .ir.printer import print_module
 
 
 class RecordingCodeLibrary(JITCodeLibrary):
@@ -200,30 +202,33 @@ def _unoptimised_modules(cres) -> tuple[list[str], list[str]]:
     return out, notes
 
 
-_INT_POWER = re.compile(
-    r'^define i32 @"(?P<name>[^"]*int_power[^"]*)"\((?P<ret>.*?%"retptr"), (?P<exc>.*?%"excinfo"), '
-    r'(?P<ty>double|float) %"(?P<a>[^"]+)", i64 %"(?P<b>[^"]+)"\)[^\n]*\n?\{\n.*?^\}$', re.M | re.S)
-
-
-def _rewrite_int_power(text: str) -> str:
-    """Numba lowers `x ** n` (float x, integer n) to a square-and-multiply loop; llad gives it the
-    meaning of llvm.powi (same result), which instcombine folds for small constant n and which has a
-    rule, instead of differentiating through a loop."""
-    def body(m):
-        ty, suf = m.group("ty"), "f64" if m.group("ty") == "double" else "f32"
-        return (f'define i32 @"{m.group("name")}"(ptr %retptr, ptr %excinfo, {ty} %a, i64 %b) {{\n'
-                f"entry:\n  %o = add i64 %b, 65536\n  %small = icmp ult i64 %o, 131073\n"
-                f"  br i1 %small, label %pi, label %pw\n"
-                f"pi:\n  %n = trunc i64 %b to i32\n  %r = call {ty} @llvm.powi.{suf}.i32({ty} %a, i32 %n)\n"
-                f"  store {ty} %r, ptr %retptr\n  ret i32 0\n"
-                f"pw:\n  %bf = sitofp i64 %b to {ty}\n  %r2 = call {ty} @llvm.pow.{suf}({ty} %a, {ty} %bf)\n"
-                f"  store {ty} %r2, ptr %retptr\n  ret i32 0\n}}\n"
-                f"declare {ty} @llvm.powi.{suf}.i32({ty}, i32)\n")
-    out = _INT_POWER.sub(body, text)
-    for ty, suf in (("double", "f64"), ("float", "f32")):
-        if f"@llvm.pow.{suf}(" in out and not re.search(rf'^declare[^\n]*@"?llvm\.pow\.{suf}"?\(', out, re.M):
-            out += f"\ndeclare {ty} @llvm.pow.{suf}({ty}, {ty})\n"
-    return out
+def _powi_module(text: str) -> str:
+    """Numba lowers `x ** n` (float x, integer n) to a square-and-multiply loop in a module of its own;
+    llad replaces that module by one giving the function the meaning of llvm.powi (same result), which
+    instcombine folds for small constant n and which has a rule, instead of differentiating through a
+    loop.  Any other module comes back as it is."""
+    module = llvm.parse_assembly(text)
+    defined = [f for f in module.functions if not f.is_declaration]
+    if len(defined) != 1 or "int_power" not in defined[0].name:
+        return text
+    fn = defined[0]
+    types_ = [str(a.type) for a in fn.arguments]
+    if types_[:2] != ["ptr", "ptr"] or len(types_) != 4 or types_[2] not in ("double", "float") or types_[3] != "i64":
+        return text
+    ty, suffix = types_[2], "f64" if types_[2] == "double" else "f32"
+    out = Module(header=[ln for ln in text.splitlines() if ln.startswith(("target datalayout", "target triple"))])
+    b = new_function(fn.name, "i32", [("ptr", "retptr"), ("ptr", "excinfo"), (ty, "a"), ("i64", "b")], out)
+    small = b.icmp("ult", "i64", b.op("add", "i64", "%b", "65536"), "131073")     # |b| fits an i32
+    b.cbr(small, "powi", "pow")
+    b.new_block("powi")
+    b.store(ty, b.call(ty, f"llvm.powi.{suffix}.i32", [(ty, "%a"), ("i32", b.cast("trunc", "i64", "%b", "i32"))]),
+            "%retptr")
+    b.ret("i32", "0")
+    b.new_block("pow")
+    b.store(ty, b.call(ty, f"llvm.pow.{suffix}", [(ty, "%a"), (ty, b.cast("sitofp", "i64", "%b", ty))]), "%retptr")
+    b.ret("i32", "0")
+    out.functions[0].attributes = ""
+    return print_module(out)
 
 
 def _target_machine():
@@ -292,7 +297,7 @@ def build_primal(f, argtypes: tuple) -> PrimalModule:
     with _compile_lock:
         nrt.ensure_runtime()
         if nrt.powi_available:
-            texts = [_rewrite_int_power(t) if "int_power" in t else t for t in texts]
+            texts = [_powi_module(t) if "int_power" in t else t for t in texts]
         module = llvm.parse_assembly(texts[0])
         for t in texts[1:]:
             module.link_in(llvm.parse_assembly(t))

@@ -10,6 +10,9 @@ import inspect as pyinspect
 import io
 import re
 
+from .ir.model import Module
+from .ir.printer import print_module
+
 DEPTHS = ("python", "numba", "llvm", "deriv", "deriv-opt", "asm")
 EXTRA_DEPTHS = ("cfg",)
 
@@ -34,7 +37,7 @@ def _depth(d, depth: str, annotate: bool = False) -> str:
         d.primal.dispatcher.inspect_types(file=buf, signature=d.primal.signature)
         return buf.getvalue()
     if depth == "llvm":
-        return annotated_primal(d) if annotate else d.primal.text
+        return annotated_primal(d) if annotate else primal_as_read(d)
     if depth == "deriv":
         return d.text
     if depth == "deriv-opt":
@@ -44,6 +47,16 @@ def _depth(d, depth: str, annotate: bool = False) -> str:
     if depth == "cfg":
         return cfg_dot(d)
     raise ValueError(depth)
+
+
+def primal_as_read(d) -> str:
+    """The primal module as the AD pass reads it: after the pre-AD pipeline and llad's own rewrite of
+    spilled pointers (ir/forwarding.py), printed from llad's model of the function."""
+    fn = d.function
+    header = [ln for ln in d.primal.text.splitlines() if ln.startswith(("target datalayout", "target triple"))]
+    module = Module(header, globals={str(i): g for i, g in enumerate(fn.globals_text)},
+                    declarations=dict(fn.declarations), carried=dict(fn.defined), functions=[fn])
+    return print_module(module)
 
 
 def annotated_primal(d) -> str:
