@@ -1,5 +1,6 @@
 """llad: a differentiating compiler for Numba functions (forward and reverse mode, Enzyme-style)."""
 from . import frontend as _frontend  # noqa: F401  (installs the IR recorder before anything compiles)
+from . import jitted as _jitted  # noqa: F401  (llad.autodiff inside @njit code)
 from .annotations import (
     Active,
     BatchDuplicated,

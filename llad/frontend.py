@@ -241,11 +241,19 @@ def _target_machine():
 PRE_AD_SPEED_LEVEL = int(os.environ.get("LLAD_PRE_AD_LEVEL", "1"))
 
 
+def _has_attribute(fn: llvm.ValueRef, name: str) -> bool:
+    """Whether `fn` carries attribute `name` (the binding lists an attribute group as one string)."""
+    return any(name in (a.decode() if isinstance(a, bytes) else str(a)).split() for a in fn.attributes)
+
+
 def pre_ad_pipeline(module: llvm.ModuleRef, entry: str) -> None:
-    """Inline every callee and simplify, without vectorising or unrolling (facts file, section 3)."""
+    """Inline every callee and simplify, without vectorising or unrolling.  A function Numba marks
+    `noinline` (the `__excinfo_unwrap_args` helper of an exception with run-time arguments) stays a call:
+    `alwaysinline` beside `noinline` is invalid IR."""
     for fn in module.functions:
         if not fn.is_declaration and fn.name != entry:
-            fn.add_function_attribute("alwaysinline")
+            if not _has_attribute(fn, "noinline"):
+                fn.add_function_attribute("alwaysinline")
             fn.linkage = llvm.Linkage.linkonce_odr
     tm = _target_machine()
     pto = llvm.create_pipeline_tuning_options(speed_level=PRE_AD_SPEED_LEVEL)

@@ -11,7 +11,7 @@ import io
 import re
 
 from .ir.model import Module
-from .ir.printer import print_module
+from .ir.printer import print_instruction, print_module
 
 DEPTHS = ("python", "numba", "llvm", "deriv", "deriv-opt", "asm")
 EXTRA_DEPTHS = ("cfg",)
@@ -84,7 +84,7 @@ def annotated_primal(d) -> str:
             elif ins.opcode == "store" and ins.operands[1].is_local and ins.operands[1].name in act.pointers:
                 tags.append("active store")
             note = f"  ; {', '.join(tags)}" if tags else ""
-            out.append(f"  {ins.text}{note}")
+            out.append(f"  {print_instruction(ins)}{note}")
     return "\n".join(out) + "\n"
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import llvmlite.binding as llvm
 from numba import njit
-from numba.core import types
+from numba.core import cgutils, types
 from numba.core.compiler_lock import global_compiler_lock
 from numba.core.registry import cpu_target
 from numba.core.runtime import nrtdynmod  # noqa: F401  (makes sure NRT is importable)
@@ -28,7 +28,7 @@ class Compiled:
     seconds: float
 
 
-def compile_module(text: str, name: str, optimise: bool = True):
+def compile_module(text: str, name: str):
     """Parse, verify and finalise `text` in a new JITCodeLibrary (Numba runs its O3 on it)."""
     nrt.ensure_runtime()
     codegen = cpu_target.target_context.codegen()
@@ -42,15 +42,17 @@ def compile_module(text: str, name: str, optimise: bool = True):
     return lib
 
 
-def make_entry(fn_name: str, library, return_type: types.Type, argtypes: tuple):
-    """An @njit function calling `fn_name` (Numba ABI) with the exploded arguments of argtypes."""
+def make_caller(fn_name: str, library, return_type: types.Type, argtypes: tuple, link: bool):
+    """An intrinsic `call(a0, ..., an)` calling `fn_name` (Numba ABI) with the exploded arguments of
+    argtypes.  With `link`, the library is linked into the caller's module (so LLVM can inline the call);
+    without, the symbol resolves in the JIT engine where the library already is."""
     params = ", ".join(f"a{i}" for i in range(len(argtypes)))
 
     def codegen(context, builder, signature, args):
-        from numba.core import cgutils
         fnty = context.call_conv.get_function_type(signature.return_type, signature.args)
         fn = cgutils.get_or_insert_function(builder.module, fnty, fn_name)
-        # the derivative is already in the JIT engine: the symbol resolves there without re-linking
+        if link:
+            context.add_linking_libs([library])
         status, res = context.call_conv.call_function(builder, fn, signature.return_type, signature.args, args)
         with builder.if_then(status.is_error, likely=False):
             context.call_conv.return_status_propagate(builder, status)
@@ -59,11 +61,18 @@ def make_entry(fn_name: str, library, return_type: types.Type, argtypes: tuple):
     def typer(typingctx, *args):
         return return_type(*argtypes), codegen
 
-    namespace = {"intrinsic": intrinsic, "typer": typer, "njit": njit}
-    src = (f"def _call(typingctx, {params}):\n    return typer(typingctx, {params})\n"
-           f"_call = intrinsic(_call)\n"
-           f"def entry({params}):\n    return _call({params})\n")
-    exec(compile(src, f"<llad entry {fn_name}>", "exec"), namespace)
+    namespace = {"intrinsic": intrinsic, "typer": typer}
+    src = (f"def call(typingctx, {params}):\n    return typer(typingctx, {params})\n"
+           f"call = intrinsic(call)\n")
+    exec(compile(src, f"<llad call {fn_name}>", "exec"), namespace)
+    return namespace["call"]
+
+
+def make_entry(fn_name: str, library, return_type: types.Type, argtypes: tuple):
+    """An @njit function calling `fn_name` with the exploded arguments of argtypes: what Python calls."""
+    params = ", ".join(f"a{i}" for i in range(len(argtypes)))
+    namespace = {"call": make_caller(fn_name, library, return_type, argtypes, link=False)}
+    exec(compile(f"def entry({params}):\n    return call({params})\n", f"<llad entry {fn_name}>", "exec"), namespace)
     entry = njit(namespace["entry"])
     entry.compile(tuple(argtypes))
     entry.disable_compile()

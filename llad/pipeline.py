@@ -71,6 +71,7 @@ class Derivative:
     annotations: dict = field(default_factory=dict)
     alias_pairs: tuple = ()    # ((arg, shadow or -1), (arg, shadow or -1)): arrays that must not overlap
     written: frozenset = frozenset()   # parameters whose shadows the derivative may write
+    name: str = ""             # the derivative function's symbol
 
 
 def location_of(primal: frontend.PrimalModule):
@@ -172,6 +173,7 @@ def build_derivative(f, plan: Plan) -> Derivative:
         state.seconds["print"]
     d = Derivative(plan, state.primal, state.fn, state.text, state.compiled.entry, state.compiled.library,
                    tuple(state.outputs.types), state.outputs.has_primal, state.seconds, state.annotations)
+    d.name = state.fname
     d.alias_pairs = tuple(((i, -1), (j, -1)) for i, j in state.alias_pairs) + shadow_disjointness(state.primal, plan)
     written = written_params(state.fn, state.act)
     d.written = frozenset(i for i, p in enumerate(state.primal.params) if p.is_array and p.data_param in written)

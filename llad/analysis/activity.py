@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from ..errors import ActivityError, NoRuleError, UnsupportedInstructionError
 from ..ir.callees import CallKind, classify, python_name
 from ..ir.model import Function, Instruction, is_float
+from ..ir.printer import print_instruction
 from ..rules import RULES
 
-ALLOCATING = (CallKind.ALLOC, CallKind.WRAP)
+ALLOCATING = (CallKind.ALLOC, CallKind.WRAP, CallKind.RAW_ALLOC)
 
 
 @dataclass
@@ -140,7 +141,7 @@ def _refuse_untracked_float_memory(fn: Function, act: Activity, location) -> Non
             roots = act.roots.get(ptr.name, frozenset()) if ptr.is_local else frozenset()
             if any(kind == "other" for kind, _ in roots):
                 raise UnsupportedInstructionError(
-                    f"`{ins.text}`", location(ins),
+                    f"`{print_instruction(ins)}`", location(ins),
                     "it reads or writes floats through a pointer llad cannot trace to an array (the pointer "
                     "was loaded from memory), so llad cannot tell whether it carries a derivative; copy the "
                     "array (e.g. `y = x.copy()` before reshaping), or mark every array argument Const")
@@ -174,7 +175,7 @@ def _visit(fn, ins: Instruction, act: Activity, active_roots: set, const_ptrs: s
         elif op not in _ENDS_A_DERIVATIVE and any(_operand_active(act, o) for o in ins.operands):
             # e.g. a bitcast of a float to an integer: its derivative would silently vanish
             raise UnsupportedInstructionError(
-                f"`{ins.text}`", location(ins),
+                f"`{print_instruction(ins)}`", location(ins),
                 "an active float value flows into an operation llad has no derivative for (a bit-level "
                 "reinterpretation or an aggregate); rewrite it with arithmetic, or mark its inputs Const")
         return
@@ -224,11 +225,11 @@ def _require_shadow_for_store(ins, roots, const_ptrs, location) -> None:
     for kind, name in roots:
         if kind == "param" and name in const_ptrs:
             raise ActivityError(
-                f"`{ins.text}`", location(ins),
+                f"`{print_instruction(ins)}`", location(ins),
                 "an active value is stored into an array annotated Const; annotate that array "
                 "Duplicated(x, dx) (or DuplicatedNoNeed) so its derivative has somewhere to go")
         if kind in ("other", "global") or (kind == "param" and name in ("excinfo",)):
             raise ActivityError(
-                f"`{ins.text}`", location(ins),
+                f"`{print_instruction(ins)}`", location(ins),
                 "an active value is stored into memory llad cannot give a shadow to "
                 "(a pointer loaded from memory or a global)")

@@ -18,7 +18,7 @@ freed allocation's memory reused by a later one is reached only through a new al
 """
 from __future__ import annotations
 
-from ..ir.callees import CallKind, classify
+from ..ir.callees import FRESH_MEMORY, classify
 from ..ir.model import Function
 from .activity import Activity
 
@@ -33,7 +33,7 @@ class AliasScopes:
         fresh = set()
         for b in fn.blocks:
             for ins in b.instructions:
-                if ins.opcode == "call" and classify(ins.callee) is CallKind.ALLOC:
+                if ins.opcode == "call" and classify(ins.callee) in FRESH_MEMORY:
                     fresh.add(ins.result)
         self._fresh, self._fresh_shadow_params, self._active_params = fresh, fresh_shadow_params, active_params
         self._ids: dict[str, int] = {}          # scope name -> metadata id

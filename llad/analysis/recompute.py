@@ -19,7 +19,6 @@ from .cfg import CFG, Loop
 @dataclass
 class InductionVariable:
     loop: Loop
-    preheader: str
     start: Operand
     step: Operand
     negate: bool         # iv - step rather than iv + step
@@ -58,7 +57,7 @@ def induction_variables(fn: Function, cfg: CFG) -> dict[str, InductionVariable]:
                 continue
             step = step_ins.operands[1]
             if _invariant(fn, cfg, start, loop) and _invariant(fn, cfg, step, loop):
-                out[phi.result] = InductionVariable(loop, pre, start, step, step_ins.opcode == "sub")
+                out[phi.result] = InductionVariable(loop, start, step, step_ins.opcode == "sub")
     return out
 
 

@@ -16,8 +16,9 @@ import dataclasses
 from ..analysis.activity import Activity
 from ..errors import DifferentiationError, UnsupportedInstructionError
 from ..ir.builder import Builder
-from ..ir.callees import classify
+from ..ir.callees import CallKind, classify
 from ..ir.model import Block, Function, Instruction, Module, Operand, Param, ref, unref
+from ..ir.printer import print_instruction
 
 NULL_POINTERS = ("null", "undef", "poison")
 MEMINFO_DATA_OFFSET = 24          # NRT_MemInfo_data_fast(mi) is the pointer at byte 24 of the MemInfo
@@ -46,7 +47,7 @@ def shadow_of(op: Operand, act: Activity, j: int, ins: Instruction, location) ->
     if roots and not any(kind == "other" for kind, _ in roots):
         return "null"
     raise UnsupportedInstructionError(
-        f"`{ins.text}`", location(ins),
+        f"`{print_instruction(ins)}`", location(ins),
         f"it mixes memory with a derivative and memory of unknown origin ({op.text}); annotate every array "
         "that flows here Duplicated")
 
@@ -113,7 +114,7 @@ class ShadowSweep:
         getattr(self, "call_" + classify(ins.callee).value)(ins)
 
     def visit_other(self, ins: Instruction) -> None:
-        raise UnsupportedInstructionError(f"instruction `{ins.text}`", self.location(ins),
+        raise UnsupportedInstructionError(f"instruction `{print_instruction(ins)}`", self.location(ins),
                                           "llad has no derivative for this instruction")
 
     def call_marker(self, ins: Instruction) -> None:
@@ -187,21 +188,25 @@ class ShadowSweep:
             self.b.call("ptr", "NRT_MemInfo_data_fast", [("ptr", mi)], name=shadow_name(ins.result, j))
 
     def call_alloc(self, ins: Instruction) -> None:
-        """A zeroed shadow for an active allocation (interleaved: k times the bytes)."""
+        """A zeroed shadow for an active allocation (interleaved: k times the bytes): a meminfo for a
+        meminfo, raw memory for raw memory."""
         if ins.result not in self.act.pointers:
             return
         size, rest = ins.operands[0], ins.operands[1:]
         n = self.scaled_size(size) if ins.result in self.interleaved else size.text
         for j in self.lanes_of(ins.result):
-            mi = self.b.call("ptr", ins.callee, [(size.type, n)] + [(o.type, o.text) for o in rest],
-                             name=shadow_name(ins.result, j))
-            data = self.b.call("ptr", "NRT_MemInfo_data_fast", [("ptr", mi)])
-            self.b.memset(data, size.type, n)
+            shadow = self.b.call("ptr", ins.callee, [(size.type, n)] + [(o.type, o.text) for o in rest],
+                                 name=shadow_name(ins.result, j))
+            if classify(ins.callee) is CallKind.ALLOC:
+                shadow = self.b.call("ptr", "NRT_MemInfo_data_fast", [("ptr", shadow)])
+            self.b.memset(shadow, size.type, n)
+
+    call_raw_alloc = call_alloc
 
     def call_wrap(self, ins: Instruction) -> None:
         if ins.result in self.act.pointers:
             raise DifferentiationError(
-                f"`{ins.text}`", self.location(ins),
+                f"`{print_instruction(ins)}`", self.location(ins),
                 "llad cannot give a shadow to memory Numba wraps from elsewhere (NRT_MemInfo_new); copy the "
                 "array first")
 

@@ -103,6 +103,12 @@ class TangentSweep(ShadowSweep):
             for j in self.lanes_of(op.name):
                 self.b.call("void", ins.callee, [("ptr", self.shadow(op, j, ins))])
 
+    def call_free(self, ins: Instruction) -> None:
+        op = ins.operands[0]
+        if op.is_local and op.name in self.act.pointers:
+            for j in self.lanes_of(op.name):
+                self.b.call("void", ins.callee, [("ptr", self.shadow(op, j, ins))])
+
     def call_memset(self, ins: Instruction) -> None:
         dst, _, size = ins.operands[:3]
         if dst.is_local and dst.name in self.act.pointers:

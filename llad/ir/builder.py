@@ -58,9 +58,6 @@ class Builder:
         self.block = block
         return block
 
-    def position_at_end(self, block: Block) -> None:
-        self.block = block
-
     def append(self, ins: Instruction) -> Instruction:
         self.block.instructions.append(ins)
         return ins
@@ -106,9 +103,6 @@ class Builder:
 
     def cast(self, opcode, src_ty, v, dst_ty, name: str | None = None):
         return self._emit(opcode, dst_ty, [Operand(src_ty, v)], name)
-
-    def freeze(self, ty, v):
-        return self._emit("freeze", ty, [Operand(ty, v)])
 
     # --- aggregates and vectors -----------------------------------------------------------------------
     def extract(self, agg_ty: str, v: str, index: int) -> str:

@@ -16,6 +16,8 @@ from .model import Instruction, Operand
 class CallKind(enum.Enum):
     ALLOC = "alloc"                # NRT_MemInfo_alloc*, _new_varsize*: fresh memory, size first; a meminfo
     WRAP = "wrap"                  # NRT_MemInfo_new: a meminfo around memory that already exists
+    RAW_ALLOC = "raw_alloc"        # NRT_Allocate*: fresh memory without a meminfo (size first)
+    FREE = "free"                  # NRT_Free: the end of a raw allocation
     DATA_POINTER = "data_pointer"  # NRT_MemInfo_data_fast(mi): the data pointer of a meminfo
     REFCOUNT = "refcount"          # NRT_incref / NRT_decref (decref may free: no derivative, not ignorable)
     MEMSET = "memset"              # llvm.memset.*
@@ -34,6 +36,8 @@ _PREFIXES = (
     (("NRT_MemInfo_alloc_aligned", "NRT_MemInfo_alloc_safe_aligned", "NRT_MemInfo_alloc", "NRT_MemInfo_new_varsize"),
      CallKind.ALLOC),
     (("NRT_MemInfo_new",), CallKind.WRAP),
+    (("NRT_Allocate",), CallKind.RAW_ALLOC),
+    (("NRT_Free",), CallKind.FREE),
     (("NRT_MemInfo_data_fast",), CallKind.DATA_POINTER),
     (("NRT_incref", "NRT_decref"), CallKind.REFCOUNT),
     (("llvm.memset.",), CallKind.MEMSET),
@@ -46,7 +50,8 @@ _PREFIXES = (
 )
 
 # calls whose pointer arguments are only read (or whose writes are integers into operand 5 alone)
-_WRITES_NOTHING = {CallKind.DATA_POINTER, CallKind.REFCOUNT, CallKind.MARKER, CallKind.MATH}
+_WRITES_NOTHING = {CallKind.DATA_POINTER, CallKind.REFCOUNT, CallKind.MARKER, CallKind.MATH, CallKind.RAW_ALLOC}
+FRESH_MEMORY = (CallKind.ALLOC, CallKind.RAW_ALLOC)     # calls returning memory nothing else points to
 # numba_attempt_nocopy_reshape(nd, dims, strides, newnd, newdims, newstrides, itemsize, is_f_order)
 _RESHAPE_WRITES = 5
 

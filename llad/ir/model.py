@@ -2,7 +2,8 @@
 
 The parser reads the primal into this model, the generators build the derivative in it, and the
 printer (printer.py) turns it into text once, at the end.  An instruction has one source of truth:
-its fields (opcode, operands, flags, ...); its text is printed from them, never stored.
+its fields (opcode, operands, flags, ...); its text is printed from them (`print_instruction`), never
+stored.
 
 Values are referred to by their textual form (`%x`, `%"s0.x"`, `0.0`, `@g`, `null`) inside an
 `Operand`, which pairs a value with its type, as LLVM's text does.
@@ -64,10 +65,6 @@ class Operand:
     def name(self) -> str:
         return unref(self.text)
 
-    @property
-    def is_constant(self) -> bool:
-        return not self.text.startswith("%") and not self.text.startswith("@")
-
 
 @dataclass
 class Instruction:
@@ -87,16 +84,10 @@ class Instruction:
     align: int | None = None      # load / store / alloca
     ordering: str = ""            # atomic load / store: monotonic, ...
     metadata: tuple[tuple[str, str], ...] = ()   # (kind, node): ("alias.scope", "!12")
-    line: int = 0                 # index in the function text, for messages
 
     @property
     def is_terminator(self) -> bool:
         return self.opcode in ("br", "ret", "switch", "unreachable")
-
-    @property
-    def text(self) -> str:
-        from .printer import print_instruction
-        return print_instruction(self)
 
     def local_operands(self) -> list[str]:
         """Names of local values this instruction reads (phi incoming values included)."""
@@ -105,7 +96,7 @@ class Instruction:
         return [o.name for o in self.operands if o.is_local]
 
     def __repr__(self) -> str:
-        return f"<{self.text}>"
+        return f"<{self.opcode} {self.result or ''}>"
 
 
 @dataclass
@@ -191,11 +182,11 @@ class Module:
     header: list[str] = field(default_factory=list)              # target datalayout / triple lines
     types: dict[str, list[str]] = field(default_factory=dict)    # named struct types: name -> field types
     globals: dict[str, str] = field(default_factory=dict)        # name -> definition line
-    declarations: dict[str, str] = field(default_factory=dict)   # name -> `declare` line
+    declarations: dict[str, object] = field(default_factory=dict)  # name -> (return type, [argument types]),
+    #                                                                or the primal's own `declare` line
     carried: dict[str, str] = field(default_factory=dict)        # primal functions carried as they are
     functions: list[Function] = field(default_factory=list)
     metadata: list[str] = field(default_factory=list)            # module-level metadata nodes
 
     def declare(self, name: str, ret: str, argtypes: list[str]) -> None:
-        from .printer import declaration
-        self.declarations.setdefault(name, declaration(name, ret, argtypes))
+        self.declarations.setdefault(name, (ret, list(argtypes)))

@@ -11,6 +11,7 @@ import re
 from ..errors import UnsupportedInstructionError
 from .callees import INDIRECT_CALLEE
 from .model import Block, Function, Instruction, Operand, Param, unref
+from .printer import PRINTABLE_OPCODES, print_instruction
 
 BINARY = {"fadd", "fsub", "fmul", "fdiv", "frem", "add", "sub", "mul", "udiv", "sdiv", "urem", "srem",
           "shl", "lshr", "ashr", "and", "or", "xor"}
@@ -102,7 +103,7 @@ def _take_flags(toks: list[str]) -> tuple[tuple[str, ...], list[str]]:
     return tuple(flags), toks
 
 
-def parse_instruction(text: str, line: int) -> Instruction:
+def parse_instruction(text: str) -> Instruction:
     result = None
     body = text
     m = re.match(r'^(%(?:"(?:[^"\\]|\\.)*"|[-a-zA-Z$._0-9]+))\s*=\s*(.*)$', text)
@@ -114,7 +115,7 @@ def parse_instruction(text: str, line: int) -> Instruction:
     lead_flags, lead = _take_flags(body.split())
     opcode = lead[0] if lead else ""
     flags, rest = _take_flags(lead[1:])
-    ins = Instruction(opcode, result, "void", [], line=line)
+    ins = Instruction(opcode, result, "void", [])
     ins.flags = lead_flags + flags
     _PARSERS.get(opcode, _parse_unknown)(ins, " ".join(rest))
     return ins
@@ -340,7 +341,7 @@ def parse_function(module_text: str, name: str) -> Function:
     ret_type, params = _parse_header(lines[0], name)
     blocks: list[Block] = []
     pending: list[str] = []
-    for lineno, raw in enumerate(lines[1:-1], start=1):
+    for raw in lines[1:-1]:
         if not raw.strip() or raw.lstrip().startswith((";", "#dbg_")) or "@llvm.dbg." in raw:
             continue    # comments and debug records (`njit(debug=True)`): no semantics
         if not raw.startswith(" "):
@@ -353,7 +354,7 @@ def parse_function(module_text: str, name: str) -> Function:
                 continue
             raw, pending = " ".join(pending), []
         text = sanitise(raw.strip())
-        blocks[-1].instructions.append(parse_instruction(text, lineno))
+        blocks[-1].instructions.append(parse_instruction(text))
     globals_text, declarations, defined = _module_context(module_text, name)
     return Function(name, ret_type, params, blocks, globals_text, declarations, defined)
 
@@ -389,13 +390,12 @@ def _module_context(module_text: str, entry: str) -> tuple[list[str], dict[str, 
 def check_supported(fn: Function, location) -> None:
     """Reject constructs llad never handles (vectors, atomics, opcodes it does not model), naming the
     instruction."""
-    from .printer import PRINTABLE_OPCODES
     for b in fn.blocks:
         for ins in b.instructions:
             vector = any("<" in t and " x " in t for t in [ins.type] + [o.type for o in ins.operands])
             if vector or ins.opcode not in PRINTABLE_OPCODES or "atomic" in ins.flags \
                     or ins.opcode in ("insertelement", "extractelement", "shufflevector"):
-                text = ins.text if ins.opcode in PRINTABLE_OPCODES else f"{ins.opcode} {ins.source_type}"
+                text = print_instruction(ins) if ins.opcode in PRINTABLE_OPCODES else f"{ins.opcode} {ins.source_type}"
                 raise UnsupportedInstructionError(
                     f"instruction `{text}`", location(ins),
                     "vector and atomic instructions are outside what llad differentiates")

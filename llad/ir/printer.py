@@ -174,7 +174,8 @@ def print_module(module: Module) -> str:
     lines += [f"{ref(name)} = type {{ {', '.join(fields)} }}" for name, fields in module.types.items()]
     lines += list(module.globals.values())
     defined = {f.name for f in module.functions} | set(module.carried)
-    lines += [d for name, d in module.declarations.items() if name not in defined]
+    lines += [d if isinstance(d, str) else declaration(name, *d)
+              for name, d in module.declarations.items() if name not in defined]
     lines += list(module.carried.values())
     lines += [print_function(f) for f in module.functions]
     lines += module.metadata

@@ -12,6 +12,7 @@ from ..errors import UnsupportedInstructionError
 from ..ir.builder import fconst, is_const_zero
 from ..ir.callees import classify, rule_name
 from ..ir.model import Block, Function, Instruction, Operand, is_float, ref
+from ..ir.printer import print_instruction
 from ..rules import FLOAT_CASTS, NEG_ONE, ONE, RULES, PrimalValues, Rule, scaled
 from .lookup import PrimalLookup
 
@@ -71,7 +72,7 @@ class AdjointVisitor:
             src = ins.operands[0]
             self.add(src, self.b.cast(FLOAT_CASTS[ins.opcode], ins.type, self.take(ins), src.type))
         else:
-            raise UnsupportedInstructionError(f"instruction `{ins.text}`", self.lookup.location(ins),
+            raise UnsupportedInstructionError(f"instruction `{print_instruction(ins)}`", self.lookup.location(ins),
                                               "llad has no derivative for this instruction")
 
     def apply_rule(self, ins: Instruction, rule: Rule) -> None:
@@ -139,6 +140,10 @@ class AdjointVisitor:
     def call_alloc(self, ins: Instruction) -> None:
         if ins.result in self.act.pointers:          # the shadow's last use: free it
             self.b.call("void", "NRT_decref", [("ptr", self.lookup.need_shadow(Operand("ptr", ref(ins.result))))])
+
+    def call_raw_alloc(self, ins: Instruction) -> None:
+        if ins.result in self.act.pointers:
+            self.b.call("void", "NRT_Free", [("ptr", self.lookup.need_shadow(Operand("ptr", ref(ins.result))))])
 
     def call_memset(self, ins: Instruction) -> None:
         dst, _, size = ins.operands[:3]

@@ -78,7 +78,12 @@ class AugmentedSweep(ShadowSweep):
     def call_nothing(self, ins: Instruction) -> None:
         """Calls whose shadows the reverse sweep handles (memset, memcpy, refcounts) or that have none."""
 
-    call_refcount = call_memset = call_memcpy = call_math = call_unknown = call_jitted = call_indirect = call_nothing
+    def call_raw_alloc(self, ins: Instruction) -> None:
+        # not on the shadow stack (which releases meminfos): raw shadow memory leaks if f raises
+        super().call_alloc(ins)
+
+    call_free = call_refcount = call_memset = call_memcpy = call_nothing
+    call_math = call_unknown = call_jitted = call_indirect = call_nothing
 
     # --- the tape -------------------------------------------------------------------------------------
     def _keep(self, ins: Instruction) -> None:

@@ -88,7 +88,7 @@ def test_induction_variable_start_and_step():
     (lp,) = cfg.loops
     assert set(ivs) == {"i", "j"}
     i, j = ivs["i"], ivs["j"]
-    assert i.loop is lp and i.preheader == "pre"
+    assert i.loop is lp
     assert i.start.text == "%a" and i.step.text == "1" and not i.negate
     assert j.start.text == "10" and j.step.text == "3" and j.negate
 
