@@ -17,6 +17,7 @@ class Mode:
     name: str
     reverse: bool
     with_primal: bool
+    split: bool = False        # autodiff_thunk's two-call reverse mode
 
     def __repr__(self) -> str:
         return f"llad.{self.name}"
@@ -26,6 +27,8 @@ Forward = Mode("Forward", False, False)
 ForwardWithPrimal = Mode("ForwardWithPrimal", False, True)
 Reverse = Mode("Reverse", True, False)
 ReverseWithPrimal = Mode("ReverseWithPrimal", True, True)
+ReverseSplitWithPrimal = Mode("ReverseSplitWithPrimal", True, True, split=True)
+ReverseSplitNoPrimal = Mode("ReverseSplitNoPrimal", True, False, split=True)
 
 
 # --- activities ----------------------------------------------------------------------------------

@@ -158,8 +158,10 @@ def prepare(mode: Mode, f, args: tuple, interleave: bool = True):
     # with many shadows, checking per call that none overlaps another array costs more than the
     # `noalias` it buys: such calls compile the variant without it
     few_arrays = sum(len(s) for s in shadows) <= MAX_NOALIAS_SHADOWS
+    # split mode keeps on its tape every value it reads, so the arrays may change between its two calls
     plan = Plan(mode.reverse, mode.with_primal, ret_tag, tuple(t for t, _, _ in classified), argtypes,
-                shadowtypes, width, assume_noalias=few_arrays, interleave=inter if any(inter) else ())
+                shadowtypes, width, assume_noalias=few_arrays and not mode.split,
+                interleave=inter if any(inter) else (), split=mode.split)
     return plan, dispatcher, classified, shadows
 
 

@@ -36,6 +36,8 @@ def compile_module(text: str, name: str):
         mod = llvm.parse_assembly(text)
         mod.verify()
         lib = codegen.create_library(name)
+        # the frontend reads this text when a function calling the derivative is differentiated (nesting)
+        lib.__dict__["_llad_unopt_texts"] = [text]
         lib.add_llvm_module(mod)
         lib.add_linking_library(rtsys.library)
         lib.finalize()

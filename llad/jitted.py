@@ -8,14 +8,16 @@ calls it through an intrinsic that links the derivative's library into the calle
 can inline and optimise across the boundary.
 
 Differences from a call from Python: shadows must have the primal's shape and strides (checked at run
-time, `ValueError` before anything is written); the derivative is the variant that assumes nothing
-about overlapping arrays (the per-call overlap check of the Python path is not repeated in jitted code);
-BatchDuplicated shadows stay split (no interleaving copy).
+time, `ValueError` before anything is written); the overlap check that picks the variant assuming
+disjoint arrays runs in jitted code (byte ranges); BatchDuplicated shadows stay split (no interleaving
+copy).
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 
+import numba
 from numba.core import cgutils, types
 from numba.core.errors import TypingError
 from numba.core.imputils import lower_constant
@@ -205,7 +207,11 @@ def _prepare(argtypes: tuple):
     classified = [_classify(i, t, m.reverse) for i, t in enumerate(params)]
     plan = _plan(m, dispatcher, ret_cls, classified)
     d = api._get_derivative(dispatcher, plan)
-    impl = _implementation(m, plan, d, classified, len(argtypes), offset=3 if ret_cls is not None else 2)
+    fast = None
+    if sum(len(s) for _, _, s, _ in classified) <= api.MAX_NOALIAS_SHADOWS:
+        # the variant that assumes disjoint arrays, taken when a check at run time finds them disjoint
+        fast = api._get_derivative(dispatcher, dataclasses.replace(plan, assume_noalias=True))
+    impl = _implementation(m, plan, d, fast, classified, len(argtypes), offset=3 if ret_cls is not None else 2)
     hit = _prepared[key] = (impl, _result_type(m, plan, d, classified))
     return hit
 
@@ -256,8 +262,9 @@ def _is_batch(classified) -> bool:
     return any(dvals and dvals[0].startswith("dvals") for _, _, _, (_, dvals) in classified)
 
 
-def _implementation(mode: Mode, plan: Plan, d, classified, n: int, offset: int):
-    """The jitted body: check shadows, call the derivative, shape its result as `autodiff` does."""
+def _implementation(mode: Mode, plan: Plan, d, fast, classified, n: int, offset: int):
+    """The jitted body: check shadows, call the derivative (`fast`, when given and the arrays it needs
+    disjoint are), shape its result as `autodiff` does."""
     lines = [f"def impl({', '.join(f'a{i}' for i in range(n))}):"]
     values, shadows = [], []
     for i, (_, _, _, (val, dvals)) in enumerate(classified):
@@ -271,11 +278,44 @@ def _implementation(mode: Mode, plan: Plan, d, classified, n: int, offset: int):
                       f"        raise ValueError('llad.autodiff: the shadow of argument {i} must have the shape "
                       "and strides of its array')"]
             shadows.append(s)
-    lines.append(f"    r = call({', '.join(values + shadows)})")
+    flat = ", ".join(values + shadows)
+    namespace = {"call": _caller(d, plan), "overlaps": overlaps}
+    if fast is not None:
+        arrays = {}
+        for i, (_, _, _, (_, dvals)) in enumerate(classified):
+            arrays[(i, -1)] = values[i]
+            arrays.update(((i, j), f"s{i}_{j}") for j in range(len(dvals)))
+        tests = " or ".join(f"overlaps({arrays[p]}, {arrays[q]})" for p, q in fast.alias_pairs) or "False"
+        namespace["call_fast"] = _caller(fast, dataclasses.replace(plan, assume_noalias=True))
+        lines += [f"    if {tests}:", f"        r = call({flat})", "    else:", f"        r = call_fast({flat})"]
+    else:
+        lines.append(f"    r = call({flat})")
     lines.append(f"    return {_result(mode, plan, d, _is_batch(classified))}")
-    namespace = {"call": _caller(d, plan)}
     exec(compile("\n".join(lines), "<llad autodiff in njit>", "exec"), namespace)
     return namespace["impl"]
+
+
+@numba.njit(cache=False)
+def _extent(a):
+    """The byte range [lo, hi) an array's elements occupy."""
+    lo = hi = a.ctypes.data
+    if a.size == 0:
+        return lo, lo
+    for k in range(a.ndim):
+        span = a.strides[k] * (a.shape[k] - 1)
+        if span < 0:
+            lo += span
+        else:
+            hi += span
+    return lo, hi + a.itemsize
+
+
+@numba.njit(cache=False)
+def overlaps(a, b) -> bool:
+    """Whether two arrays' byte ranges overlap (what the Python path's `np.may_share_memory` tests)."""
+    alo, ahi = _extent(a)
+    blo, bhi = _extent(b)
+    return alo < bhi and blo < ahi
 
 
 def _result(mode: Mode, plan: Plan, d, batch: bool) -> str:

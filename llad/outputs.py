@@ -56,7 +56,22 @@ class Outputs:
                     # shadow data overlaps nothing else the derivative touches (the API checks it per call)
                     attr = "noalias" if position == 4 and plan.assume_noalias else ""
                     out.append(Param(f"s{j}.{n}", ty, attr))
+        if plan.split:
+            out += [Param("llad.phase", "i32"), Param("llad.frame", "i64"), Param("llad.seed", self.seed_llty)]
         return out
+
+    @property
+    def seed_llty(self) -> str:
+        """The type of a split derivative's return seed (a dummy double when the return is not Active)."""
+        return self.ret_llty if self.plan.ret_activity is Act.ACTIVE else "double"
+
+    def numba_argtypes(self) -> tuple:
+        """Numba types of the derivative's arguments after %llad.ret and %excinfo."""
+        plan = self.plan
+        flat = tuple(plan.argtypes) + tuple(t for shadows in plan.shadowtypes for t in shadows)
+        if plan.split:
+            flat += (types.int32, types.int64, types.float32 if self.seed_llty == "float" else types.float64)
+        return flat
 
     def return_slots(self, b: Builder, interleaved: bool, seed: bool) -> None:
         """The primal's return slot, and its shadows (zeroed; seeded with 1 for reverse mode's Active return)."""

@@ -23,7 +23,8 @@ from .analysis.layout import interleaved_shadows, written_params
 from .errors import DifferentiationError
 from .forward.shadows import declare_shadow_globals
 from .ir.forwarding import forward_spilled_pointers
-from .ir.model import Function, Instruction, Module
+from .ir.model import Function, Instruction, Module, unref
+from .ir.names import avoid_generated_names
 from .ir.parser import check_supported, parse_function
 from .ir.printer import print_module
 from .outputs import Outputs, shadow_disjointness
@@ -72,6 +73,7 @@ class Derivative:
     alias_pairs: tuple = ()    # ((arg, shadow or -1), (arg, shadow or -1)): arrays that must not overlap
     written: frozenset = frozenset()   # parameters whose shadows the derivative may write
     name: str = ""             # the derivative function's symbol
+    frame_bytes: int = 0       # split mode: the size of a tape's frame
 
 
 def location_of(primal: frontend.PrimalModule):
@@ -97,6 +99,7 @@ def stage_parse(state: CompileState) -> None:
     primal, plan = state.primal, state.plan
     state.location = location_of(primal)
     state.fn = parse_function(primal.text, primal.entry_name)
+    avoid_generated_names(state.fn)
     check_supported(state.fn, state.location)
     ret = primal.return_type
     if isinstance(ret, _UNSUPPORTED_RETURNS) and ret is not types.none:
@@ -136,7 +139,7 @@ def stage_generate(state: CompileState) -> None:
     state.fname = f"llad.{plan.mode_tag}.{digest}"
     module = state.module = Module()
     module.header = [ln for ln in primal.text.splitlines() if ln.startswith(("target datalayout", "target triple"))]
-    module.globals.update((g.split(" ", 1)[0], g) for g in state.fn.globals_text)
+    module.globals.update((unref("%" + g.split(" ", 1)[0][1:]), g) for g in state.fn.globals_text)
     module.declarations.update(state.fn.declarations)
     module.carried.update(state.fn.defined)
     declare_shadow_globals(module, plan.width)
@@ -150,9 +153,8 @@ def stage_print(state: CompileState) -> None:
 
 def stage_jit(state: CompileState) -> None:
     """LLVM's O3 and native code, through Numba's JIT; an @njit entry point calls it."""
-    plan = state.plan
-    flat_types = tuple(plan.argtypes) + tuple(t for shadows in plan.shadowtypes for t in shadows)
-    state.compiled = jit.jit_derivative(state.text, state.fname, state.outputs.numba_type, flat_types)
+    state.compiled = jit.jit_derivative(state.text, state.fname, state.outputs.numba_type,
+                                        state.outputs.numba_argtypes())
 
 
 STAGES: tuple[tuple[str, Callable[[CompileState], None]], ...] = (
@@ -174,6 +176,7 @@ def build_derivative(f, plan: Plan) -> Derivative:
     d = Derivative(plan, state.primal, state.fn, state.text, state.compiled.entry, state.compiled.library,
                    tuple(state.outputs.types), state.outputs.has_primal, state.seconds, state.annotations)
     d.name = state.fname
+    d.frame_bytes = state.annotations.get("frame_bytes", 0)
     d.alias_pairs = tuple(((i, -1), (j, -1)) for i, j in state.alias_pairs) + shadow_disjointness(state.primal, plan)
     written = written_params(state.fn, state.act)
     d.written = frozenset(i for i, p in enumerate(state.primal.params) if p.is_array and p.data_param in written)

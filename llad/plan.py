@@ -30,6 +30,7 @@ class Plan:
     assume_noalias: bool = True   # reverse: repeat loads from unwritten arrays (checked per call)
     report_tape: bool = False     # reverse: also return the tape's used and reserved bytes
     interleave: tuple = ()        # forward, width > 1: per parameter, one interleaved shadow (analysis.layout)
+    split: bool = False           # reverse: forward and reverse sweeps as two calls (reverse/split.py)
 
     @property
     def mode_tag(self) -> str:

@@ -6,7 +6,7 @@
   the destination's, which is zeroed.
 * `llad.shadows.push/release`: the stack of shadow allocations a reverse derivative made, released if
   the primal raises before the reverse sweep frees them.
-* `llad.tape.reserve/grow`: make room for n records in a loop's growable tape.
+* `llad.tape.reserve`: make room for n records in a loop's growable tape (`reserve` emits its use).
 
 `ensure(module, name)` adds a function (and what it calls) to the module the first time it is used.
 """
@@ -16,8 +16,6 @@ from collections.abc import Callable
 
 from .ir.builder import Builder, fconst, new_function
 from .ir.model import Module
-
-TAPE_STATE = "{ ptr, i64 }"       # (base, capacity in records), returned by reserve and grow
 
 
 def _suffix(ty: str) -> str:
@@ -108,29 +106,30 @@ def _shadow_stack(module: Module) -> None:
 
 
 def _tape_reserve(module: Module) -> None:
-    """reserve(base, cap, n, recsize): room for n records, doubling (at least 64) when full; the tape's
-    state comes back as a value, so SROA keeps it in registers through the forward sweep's loops."""
-    params = [("ptr", "base"), ("i64", "cap"), ("i64", "n"), ("i64", "recsize")]
-    b = new_function("llad.tape.grow", TAPE_STATE, params, module, attributes="noinline", linkage="internal")
-    c4 = b.call("i64", "llvm.umax.i64", [("i64", b.call("i64", "llvm.umax.i64", [
-        ("i64", b.op("shl", "i64", "%cap", "1")), ("i64", "%n")])), ("i64", "64")])
-    new = b.call("ptr", "realloc", [("ptr", "%base"), ("i64", b.op("mul", "i64", c4, "%recsize"))])
-    _return_state(b, new, c4)
-
-    b = new_function("llad.tape.reserve", TAPE_STATE, params, module, attributes="alwaysinline",
-                     linkage="internal")
-    ok = b.icmp("ule", "i64", "%n", "%cap")
-    b.cbr(ok, "done", "grow")
-    b.block.instructions[-1].metadata = (("prof", '!{!"branch_weights", i32 1000, i32 1}'),)
+    """reserve(base, cap, newcap, recsize): the tape's buffer, grown to newcap records when that is more
+    than cap.  The buffer comes back as a value, so SROA keeps it in registers through the forward
+    sweep's loops; a plain `realloc` in it, so that a derivative differentiated again (nesting) sees an
+    allocation it can give a shadow."""
+    params = [("ptr", "base"), ("i64", "cap"), ("i64", "newcap"), ("i64", "recsize")]
+    b = new_function("llad.tape.reserve", "ptr", params, module, attributes="alwaysinline", linkage="internal")
+    b.cbr(b.icmp("ugt", "i64", "%newcap", "%cap"), "grow", "done")
+    b.block.instructions[-1].metadata = (("prof", '!{!"branch_weights", i32 1, i32 1000}'),)
     b.new_block("grow")
-    b.ret(TAPE_STATE, b.call(TAPE_STATE, "llad.tape.grow", [(t, "%" + n) for t, n in params]))
+    b.ret("ptr", b.call("ptr", "realloc", [("ptr", "%base"), ("i64", b.op("mul", "i64", "%newcap", "%recsize"))]))
     b.new_block("done")
-    _return_state(b, "%base", "%cap")
+    b.ret("ptr", "%base")
 
 
-def _return_state(b: Builder, base: str, cap: str) -> None:
-    r0 = b.insertvalue(TAPE_STATE, "undef", "ptr", base, 0)
-    b.ret(TAPE_STATE, b.insertvalue(TAPE_STATE, r0, "i64", cap, 1))
+def reserve(b: Builder, base_slot: str, cap_slot: str, n: str, recsize: int) -> None:
+    """Room for n records of `recsize` bytes in the growable buffer whose pointer and capacity (in
+    records) live in two slots: doubling, and at least 64 records, when it grows."""
+    base, cap = b.load("ptr", base_slot), b.load("i64", cap_slot)
+    grown = b.call("i64", "llvm.umax.i64", [("i64", b.call("i64", "llvm.umax.i64", [
+        ("i64", b.op("shl", "i64", cap, "1")), ("i64", n)])), ("i64", "64")])
+    newcap = b.select(b.icmp("ugt", "i64", n, cap), "i64", grown, cap)
+    b.store("ptr", call(b, "ptr", "llad.tape.reserve", [("ptr", base), ("i64", cap), ("i64", newcap),
+                                                         ("i64", str(recsize))]), base_slot)
+    b.store("i64", newcap, cap_slot)
 
 
 _DEFINITIONS: dict[str, Callable[[Module], None]] = {
@@ -145,8 +144,9 @@ _DEFINITIONS: dict[str, Callable[[Module], None]] = {
 
 
 def ensure(module: Module, name: str) -> None:
-    """Define runtime function `name` in `module` unless it is there already."""
-    if name in _DEFINITIONS and not any(f.name == name for f in module.functions):
+    """Define runtime function `name` in `module` unless it is there already (built here, or carried from
+    a primal that calls a derivative: the same function)."""
+    if name in _DEFINITIONS and name not in module.carried and not any(f.name == name for f in module.functions):
         _DEFINITIONS[name](module)
 
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import ActivityError, NoRuleError, UnsupportedInstructionError
-from ..ir.callees import CallKind, classify, python_name
+from ..ir.callees import CallKind, classify, meminfo_of_data_load, python_name
 from ..ir.model import Function, Instruction, is_float
 from ..ir.printer import print_instruction
 from ..rules import RULES
 
-ALLOCATING = (CallKind.ALLOC, CallKind.WRAP, CallKind.RAW_ALLOC)
+ALLOCATING = (CallKind.ALLOC, CallKind.WRAP, CallKind.RAW_ALLOC, CallKind.REALLOC)
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Activity:
 
 
 def pointer_roots(fn: Function) -> dict[str, frozenset]:
-    """Where each pointer comes from: ('param', name), ('alloc', meminfo), ('other', name)."""
+    """Where each pointer comes from: ('param', name), ('alloc', the allocating call), ('other', name)."""
     roots: dict[str, frozenset] = {}
     for p in fn.params:
         if p.type.startswith("ptr") or p.type.endswith("*"):
@@ -45,14 +45,14 @@ def pointer_roots(fn: Function) -> dict[str, frozenset]:
             for ins in b.instructions:
                 if ins.result is None or not (ins.type == "ptr" or ins.type.endswith("*")):
                     continue
-                new = _roots_of(ins, roots)
+                new = _roots_of(fn, ins, roots)
                 if roots.get(ins.result) != new:
                     roots[ins.result] = new
                     changed = True
     return roots
 
 
-def _roots_of(ins: Instruction, roots: dict[str, frozenset]) -> frozenset:
+def _roots_of(fn: Function, ins: Instruction, roots: dict[str, frozenset]) -> frozenset:
     def of(op):
         if op.is_local:
             return roots.get(op.name, frozenset())
@@ -70,8 +70,11 @@ def _roots_of(ins: Instruction, roots: dict[str, frozenset]) -> frozenset:
     kind = classify(ins.callee) if ins.opcode == "call" else None
     if kind in ALLOCATING:
         return frozenset([("alloc", ins.result)])
-    if kind is CallKind.DATA_POINTER and ins.operands[0].is_local:
-        return frozenset(("alloc", r[1]) for r in roots.get(ins.operands[0].name, ()) if r[0] == "alloc")
+    mi = ins.operands[0] if kind is CallKind.DATA_POINTER else meminfo_of_data_load(fn, ins)
+    if mi is not None and mi.is_local:
+        alloc = frozenset(("alloc", r[1]) for r in roots.get(mi.name, ()) if r[0] == "alloc")
+        if alloc:
+            return alloc
     return frozenset([("other", ins.result)])
 
 

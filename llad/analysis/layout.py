@@ -14,7 +14,7 @@ split argument cannot be laid out: `LayoutConflict`, and the API compiles the al
 """
 from __future__ import annotations
 
-from ..ir.callees import FRESH_MEMORY, CallKind, classify, written_operands
+from ..ir.callees import SIZED_FIRST, CallKind, classify, written_operands
 from ..ir.model import Function
 from .activity import Activity
 
@@ -52,7 +52,7 @@ def interleaved_shadows(fn: Function, act: Activity, interleaved_params: set[str
                 dst, src = ins.operands[0], ins.operands[1]
                 if dst.is_local and src.is_local:
                     join(sorted(act.roots.get(dst.name, frozenset()) | act.roots.get(src.name, frozenset())))
-            elif classify(ins.callee) in FRESH_MEMORY:
+            elif classify(ins.callee) in SIZED_FIRST:
                 sized_first_arg.add(ins.result)
     # per group: the layouts its parameters ask for; an allocation whose size llad cannot scale is split
     wants: dict = {}

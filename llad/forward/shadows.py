@@ -6,8 +6,8 @@ an interleaved one); the shadow array parameters of a `Duplicated` argument `x` 
 so the shadow of the data pointer `%arg.x.4` is found by the same rule as every other shadow.
 
 Memory without a derivative (a Const array, an inactive allocation) that meets memory with one (a select
-or phi of pointers) has the null shadow: loads through it read zero (`@llad.zero`), stores go to a sink
-(`@llad.sink`), and a null meminfo reads as a stand-in whose data pointer is null (`@llad.nomi`).
+or phi of pointers) has the null shadow: loads through it read zero (`@llad.zero.N`), stores go to a sink
+(`@llad.sink.N`), and a null meminfo reads as a stand-in whose data pointer is null (`@llad.nomi`).
 """
 from __future__ import annotations
 
@@ -16,24 +16,29 @@ import dataclasses
 from ..analysis.activity import Activity
 from ..errors import DifferentiationError, UnsupportedInstructionError
 from ..ir.builder import Builder
-from ..ir.callees import CallKind, classify
+from ..ir.callees import MEMINFO_DATA_OFFSET, CallKind, classify, meminfo_of_data_load
 from ..ir.model import Block, Function, Instruction, Module, Operand, Param, ref, unref
 from ..ir.printer import print_instruction
 
 NULL_POINTERS = ("null", "undef", "poison")
-MEMINFO_DATA_OFFSET = 24          # NRT_MemInfo_data_fast(mi) is the pointer at byte 24 of the MemInfo
 
 
 def shadow_name(name: str, j: int = 0) -> str:
     return ref(f"s{j}.{name}")
 
 
+def standin_words(width: int) -> int:
+    """Stand-ins cover a `<width x double>` access of an interleaved shadow (at least 64 words)."""
+    return max(64, width)
+
+
 def declare_shadow_globals(module: Module, width: int = 1) -> None:
-    """Stand-ins for a null shadow, big enough for a `<width x double>` access of an interleaved shadow."""
-    n = max(4, width)
-    module.globals["llad.zero"] = f"@llad.zero = internal constant [{n} x i64] zeroinitializer"
-    module.globals["llad.sink"] = f"@llad.sink = internal global [{n} x i64] zeroinitializer"
-    module.globals["llad.nomi"] = "@llad.nomi = internal global [8 x i64] zeroinitializer"
+    """Stand-ins for a null shadow, named by their size (a derivative differentiated again carries the
+    inner one's: the same definitions)."""
+    n = standin_words(width)
+    module.globals.setdefault(f"llad.zero.{n}", f"@llad.zero.{n} = internal constant [{n} x i64] zeroinitializer")
+    module.globals.setdefault(f"llad.sink.{n}", f"@llad.sink.{n} = internal global [{n} x i64] zeroinitializer")
+    module.globals.setdefault("llad.nomi", "@llad.nomi = internal global [8 x i64] zeroinitializer")
 
 
 def shadow_of(op: Operand, act: Activity, j: int, ins: Instruction, location) -> str:
@@ -52,9 +57,10 @@ def shadow_of(op: Operand, act: Activity, j: int, ins: Instruction, location) ->
         "that flows here Duplicated")
 
 
-def guarded(b: Builder, shadow: str, for_write: bool) -> str:
+def guarded(b: Builder, shadow: str, for_write: bool, width: int = 1) -> str:
     """`shadow`, or the stand-in global when it is null."""
-    return _unless_null(b, shadow, "@llad.sink" if for_write else "@llad.zero", shadow)
+    n = standin_words(width)
+    return _unless_null(b, shadow, f"@llad.sink.{n}" if for_write else f"@llad.zero.{n}", shadow)
 
 
 def null_preserving(b: Builder, base: str, derived: str, name: str | None = None) -> str:
@@ -136,7 +142,7 @@ class ShadowSweep:
     def memory_shadow(self, op: Operand, j: int, ins: Instruction, for_write: bool) -> str:
         """The shadow to load from / store to: a stand-in when it may be null (mixed memory)."""
         s = self.shadow(op, j, ins)
-        return guarded(self.b, s, for_write) if op.is_local and op.name in self.act.maybe_null else s
+        return guarded(self.b, s, for_write, self.k) if op.is_local and op.name in self.act.maybe_null else s
 
     def alias_metadata(self, ins: Instruction, shadow: bool) -> tuple:
         """Scoped-noalias metadata for a load or store (of the primal, or of its shadow)."""
@@ -178,6 +184,21 @@ class ShadowSweep:
                      "i64")
         b.gep("i8", base, [("i64", b.op("mul", "i64", off, str(self.k)))], name=name)
 
+    def pointer_load(self, ins: Instruction) -> None:
+        """`load ptr (getelementptr i8, mi, 24)`: a meminfo's data pointer read directly (reverse
+        derivatives do, and a function calling one may be differentiated again); its shadow is the shadow
+        meminfo's."""
+        mi = meminfo_of_data_load(self.fn, ins)
+        if mi is None:
+            raise UnsupportedInstructionError(f"`{print_instruction(ins)}`", self.location(ins),
+                                              "llad cannot follow a pointer loaded from memory here")
+        for j in self.lanes_of(ins.result):
+            base = self.shadow(mi, j, ins)
+            if mi.is_local and mi.name in self.act.maybe_null:
+                base = meminfo_or_standin(self.b, base)
+            self.b.load("ptr", self.b.gep("i8", base, [("i64", str(MEMINFO_DATA_OFFSET))]), invariant=True,
+                        name=shadow_name(ins.result, j))
+
     def call_data_pointer(self, ins: Instruction) -> None:
         if ins.result not in self.act.pointers:
             return
@@ -202,6 +223,15 @@ class ShadowSweep:
             self.b.memset(shadow, size.type, n)
 
     call_raw_alloc = call_alloc
+
+    def call_realloc(self, ins: Instruction) -> None:
+        """realloc(p, size): the shadow of p, reallocated alike (realloc copies what the shadow holds)."""
+        if ins.result not in self.act.pointers:
+            return
+        old, size = ins.operands[:2]
+        for j in self.lanes_of(ins.result):
+            self.b.call("ptr", ins.callee, [("ptr", self.shadow(old, j, ins)), (size.type, size.text)],
+                        name=shadow_name(ins.result, j))
 
     def call_wrap(self, ins: Instruction) -> None:
         if ins.result in self.act.pointers:

@@ -58,6 +58,9 @@ class TangentSweep(ShadowSweep):
                       name=self.lanes.name(ins.result))
 
     def visit_load(self, ins: Instruction) -> None:
+        if ins.result in self.act.pointers:
+            self.pointer_load(ins)
+            return
         ptr, ty, md = ins.operands[0], ins.type, self.alias_metadata(ins, shadow=True)
         name = self.lanes.name(ins.result)
         if ptr.is_local and ptr.name in self.interleaved:

@@ -16,8 +16,9 @@ from .model import Instruction, Operand
 class CallKind(enum.Enum):
     ALLOC = "alloc"                # NRT_MemInfo_alloc*, _new_varsize*: fresh memory, size first; a meminfo
     WRAP = "wrap"                  # NRT_MemInfo_new: a meminfo around memory that already exists
-    RAW_ALLOC = "raw_alloc"        # NRT_Allocate*: fresh memory without a meminfo (size first)
-    FREE = "free"                  # NRT_Free: the end of a raw allocation
+    RAW_ALLOC = "raw_alloc"        # NRT_Allocate*, malloc: fresh memory without a meminfo (size first)
+    REALLOC = "realloc"            # realloc(p, size): p's contents in fresh memory (a derivative's tapes)
+    FREE = "free"                  # NRT_Free, free: the end of a raw allocation
     DATA_POINTER = "data_pointer"  # NRT_MemInfo_data_fast(mi): the data pointer of a meminfo
     REFCOUNT = "refcount"          # NRT_incref / NRT_decref (decref may free: no derivative, not ignorable)
     MEMSET = "memset"              # llvm.memset.*
@@ -48,10 +49,13 @@ _PREFIXES = (
       "llvm.usub.with.overflow", "llvm.ctlz", "llvm.cttz", "llvm.ctpop", "numba_attempt_nocopy_reshape"),
      CallKind.INTEGER),
 )
+# C's allocator, by exact name: llad's own derivatives call it for their tapes
+_EXACT = {"malloc": CallKind.RAW_ALLOC, "realloc": CallKind.REALLOC, "free": CallKind.FREE}
 
 # calls whose pointer arguments are only read (or whose writes are integers into operand 5 alone)
 _WRITES_NOTHING = {CallKind.DATA_POINTER, CallKind.REFCOUNT, CallKind.MARKER, CallKind.MATH, CallKind.RAW_ALLOC}
-FRESH_MEMORY = (CallKind.ALLOC, CallKind.RAW_ALLOC)     # calls returning memory nothing else points to
+FRESH_MEMORY = (CallKind.ALLOC, CallKind.RAW_ALLOC, CallKind.REALLOC)   # memory nothing else points to
+SIZED_FIRST = (CallKind.ALLOC, CallKind.RAW_ALLOC)      # fresh memory whose size is the first operand
 # numba_attempt_nocopy_reshape(nd, dims, strides, newnd, newdims, newstrides, itemsize, is_f_order)
 _RESHAPE_WRITES = 5
 
@@ -60,6 +64,8 @@ _LIBM_FLOAT32_SUFFIX = "f"
 
 @lru_cache(maxsize=4096)
 def classify(callee: str) -> CallKind:
+    if callee in _EXACT:
+        return _EXACT[callee]
     for prefixes, kind in _PREFIXES:
         if callee.startswith(prefixes):
             return kind
@@ -112,6 +118,21 @@ def touched_operands(call: Instruction) -> list[Operand]:
     if kind is CallKind.MEMCPY:
         return call.operands[:2]
     return written_operands(call)
+
+
+MEMINFO_DATA_OFFSET = 24      # NRT_MemInfo_data_fast(mi) is the pointer at byte 24 of the MemInfo
+
+
+def meminfo_of_data_load(fn, ins: Instruction) -> Operand | None:
+    """The meminfo `mi` when `ins` is `load ptr (getelementptr i8, mi, 24)`: NRT_MemInfo_data_fast(mi)
+    written out, as reverse derivatives do (a derivative differentiated again contains it)."""
+    if ins.opcode != "load" or ins.type != "ptr" or not ins.operands[0].is_local:
+        return None
+    addr = fn.defs.get(ins.operands[0].name)
+    if addr is None or addr.opcode != "getelementptr" or addr.source_type != "i8" or len(addr.operands) != 2 \
+            or addr.operands[1].text != str(MEMINFO_DATA_OFFSET):
+        return None
+    return addr.operands[0]
 
 
 def python_name(callee: str) -> str:

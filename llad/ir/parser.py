@@ -10,7 +10,7 @@ import re
 
 from ..errors import UnsupportedInstructionError
 from .callees import INDIRECT_CALLEE
-from .model import Block, Function, Instruction, Operand, Param, unref
+from .model import Block, Function, Instruction, Operand, Param, is_float, unref
 from .printer import PRINTABLE_OPCODES, print_instruction
 
 BINARY = {"fadd", "fsub", "fmul", "fdiv", "frem", "add", "sub", "mul", "udiv", "sdiv", "urem", "srem",
@@ -342,8 +342,11 @@ def parse_function(module_text: str, name: str) -> Function:
     blocks: list[Block] = []
     pending: list[str] = []
     for raw in lines[1:-1]:
-        if not raw.strip() or raw.lstrip().startswith((";", "#dbg_")) or "@llvm.dbg." in raw:
-            continue    # comments and debug records (`njit(debug=True)`): no semantics
+        if not raw.strip() or raw.lstrip().startswith((";", "#dbg_")) or "@llvm.dbg." in raw \
+                or "@llvm.experimental.noalias.scope.decl" in raw:
+            # comments, debug records (`njit(debug=True)`), and the scope declarations LLVM leaves when it
+            # inlines a function with noalias parameters (a derivative): no semantics, metadata not carried
+            continue
         if not raw.startswith(" "):
             m = _LABEL.match(raw)
             blocks.append(Block(m.group(1).strip('"')))
@@ -360,7 +363,7 @@ def parse_function(module_text: str, name: str) -> Function:
 
 
 def _module_context(module_text: str, entry: str) -> tuple[list[str], dict[str, str], dict[str, str]]:
-    """Globals, declarations, and the other functions the module defines (e.g. NRT destructors the
+    """Globals and named types, declarations, and the other functions the module defines (e.g. NRT destructors the
     entry function passes by address), each as sanitised text the derivative module can carry."""
     globals_text, decls, defined = [], {}, {}
     current: list[str] | None = None
@@ -370,8 +373,8 @@ def _module_context(module_text: str, entry: str) -> tuple[list[str], dict[str, 
             if ln == "}":
                 current = None
             continue
-        if ln.startswith("@"):
-            globals_text.append(sanitise(ln))
+        if ln.startswith("@") or (ln.startswith("%") and " = type " in ln):
+            globals_text.append(sanitise(ln))     # globals, and named types (a derivative's tape records)
         elif ln.startswith("declare"):
             at = ln.index("@")
             m = re.match(r'"([^"]*)"|([-a-zA-Z$._0-9]+)', ln[at + 1:])
@@ -388,12 +391,14 @@ def _module_context(module_text: str, entry: str) -> tuple[list[str], dict[str, 
 
 
 def check_supported(fn: Function, location) -> None:
-    """Reject constructs llad never handles (vectors, atomics, opcodes it does not model), naming the
-    instruction."""
+    """Reject constructs llad never handles (vectors, atomic float accesses, opcodes it does not model),
+    naming the instruction.  Atomic integer loads and stores (a derivative's tape-size hints) are
+    inactive code, copied as they are."""
     for b in fn.blocks:
         for ins in b.instructions:
             vector = any("<" in t and " x " in t for t in [ins.type] + [o.type for o in ins.operands])
-            if vector or ins.opcode not in PRINTABLE_OPCODES or "atomic" in ins.flags \
+            atomic_float = "atomic" in ins.flags and is_float(ins.type)
+            if vector or ins.opcode not in PRINTABLE_OPCODES or atomic_float \
                     or ins.opcode in ("insertelement", "extractelement", "shufflevector"):
                 text = print_instruction(ins) if ins.opcode in PRINTABLE_OPCODES else f"{ins.opcode} {ins.source_type}"
                 raise UnsupportedInstructionError(

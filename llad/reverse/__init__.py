@@ -15,11 +15,13 @@ reverse sweep: recompute or tape), tape.py (the cache), deferral.py (stencil acc
 """
 from __future__ import annotations
 
+from .. import runtime
 from ..forward.shadows import derivative_function
 from ..ir.builder import Builder, Namer, fconst
 from ..ir.callees import CallKind, classify
 from ..plan import Act
 from ..rules import DERIVATIVE_FMF, MathBuilder
+from . import split
 from .adjoint import AdjointVisitor, adjoint_slot
 from .augmented import AugmentedSweep
 from .deferral import Deferral
@@ -54,15 +56,25 @@ def generate(state) -> None:
     reverse_blocks, der.blocks = der.blocks, []
     tape.declare_types()
     shadow_allocations = _allocates_shadows(fn, act)
+    # the entry block's allocas are known now: everything the reverse sweep reads from the forward sweep
+    _entry_block(builder("p"), state, tape, deferral, adjoints, facts, shadow_allocations)
+    entry, der.blocks = der.blocks, []
+    frame = split.Frame(entry[0]) if plan.split else None
     aug = AugmentedSweep(facts, tape, state.location, builder("a"), state.scopes)
     aug.has_shadow_allocations = shadow_allocations
+    returns = split.return_blocks(fn)
+    if frame is not None:
+        aug.suspend_at_return = lambda b, ins: split.suspend(b, frame, ins, returns.index(ins.block.name),
+                                                             state.outputs)
     aug.generate()
     forward_blocks, der.blocks = der.blocks, []
     _done_block(builder("e"), state, tape, deferral, active_params, shadow_allocations)
-    done = der.blocks
-    der.blocks = []
-    _entry_block(builder("p"), state, tape, deferral, adjoints, facts, shadow_allocations)
-    der.blocks += forward_blocks + reverse_blocks + done
+    if frame is not None:
+        b = builder("s")
+        split.resume(b, frame, returns, state.outputs.ret_llty if plan.ret_activity is Act.ACTIVE else None)
+        split.release(b, frame, lambda b: _free_forward_memory(b, tape, deferral, shadow_allocations))
+        state.annotations["frame_bytes"] = frame.bytes
+    der.blocks = entry + forward_blocks + reverse_blocks + der.blocks
     state.annotations["tape"] = tape
     written = {r[1] for r in facts.written if r[0] == "param"}
     index = {p.data_param: p.index for p in primal.params if p.is_array}
@@ -89,15 +101,27 @@ def _done_block(b: Builder, state, tape: Tape, deferral: Deferral, active_params
     b.ret("i32", "0")
 
 
+def _free_forward_memory(b: Builder, tape: Tape, deferral: Deferral, shadow_allocations) -> None:
+    """What a forward sweep allocated, freed without a reverse sweep (split mode's dropped tape)."""
+    tape.free_all(b)
+    if shadow_allocations:
+        runtime.call(b, "void", "llad.shadows.release", [("ptr", SHADOW_STACK)])
+    deferral.free_all(b)
+
+
 def _entry_block(b: Builder, state, tape: Tape, deferral: Deferral, adjoints: AdjointVisitor, facts,
                  shadow_allocations) -> None:
     """Allocas and their initial values: return slots, the shadow stack, tape states, adjoint slots."""
     b.new_block("llad.entry")
-    state.outputs.return_slots(b, False, seed=state.plan.ret_activity is Act.ACTIVE)
+    split_mode = state.plan.split
+    if split_mode:
+        b.cast("inttoptr", "i64", split.FRAME, "ptr", name=split.FRAME_PTR)
+    # split mode seeds the return's shadow when it resumes
+    state.outputs.return_slots(b, False, seed=state.plan.ret_activity is Act.ACTIVE and not split_mode)
     if shadow_allocations:
         b.alloca("[3 x i64]", name=SHADOW_STACK)
         b.store("[3 x i64]", "zeroinitializer", SHADOW_STACK)
-    tape.allocate(b)
+    tape.allocate(b, presize=not split_mode)
     for i in sorted(facts.trip_counts):
         b.alloca("i64", name=f"%g0r.{i}")
     deferral.allocate(b)
@@ -105,5 +129,8 @@ def _entry_block(b: Builder, state, tape: Tape, deferral: Deferral, adjoints: Ad
         ty = state.fn.param_types.get(name) or state.fn.defs[name].type
         b.alloca(ty, name=adjoint_slot(name))
         b.store(ty, fconst(ty, 0.0), adjoint_slot(name))
-    b.br(state.fn.entry.name)
+    if split_mode:
+        split.dispatch(b, state.fn.entry.name)
+    else:
+        b.br(state.fn.entry.name)
 

@@ -7,8 +7,10 @@ and stores of active memory are the reverse sweep's business.
 from __future__ import annotations
 
 from .. import runtime
+from ..errors import DifferentiationError
 from ..forward.shadows import ShadowSweep, shadow_name
 from ..ir.model import Block, Instruction, ref
+from ..ir.printer import print_instruction
 from .facts import ReverseFacts
 from .sweep import pred_id_name, rev
 from .tape import Tape
@@ -19,6 +21,7 @@ class AugmentedSweep(ShadowSweep):
         super().__init__(facts.fn, facts.act, 1, location, b, scopes)
         self.facts, self.cfg, self.tape = facts, facts.cfg, tape
         self.has_shadow_allocations = False
+        self.suspend_at_return = None     # split mode: (builder, ret) -> None, ends the forward call
 
     def visit_block(self, block: Block) -> None:
         phis = block.phis
@@ -53,7 +56,13 @@ class AugmentedSweep(ShadowSweep):
         status = ins.operands[0].text
         self.tape.begin_reverse(self.b)
         fail = f"llad.fail.{ins.block.name}"
-        self.b.cbr(self.b.icmp("eq", "i32", status, "0"), rev(ins.block.name), fail)
+        ok = self.b.icmp("eq", "i32", status, "0")
+        if self.suspend_at_return is not None:
+            self.b.cbr(ok, f"llad.suspend.{ins.block.name}", fail)
+            self.b.new_block(f"llad.suspend.{ins.block.name}")
+            self.suspend_at_return(self.b, ins)
+        else:
+            self.b.cbr(ok, rev(ins.block.name), fail)
         self.b.new_block(fail)
         self.tape.free_all(self.b)
         if self.has_shadow_allocations:
@@ -66,6 +75,9 @@ class AugmentedSweep(ShadowSweep):
 
     def visit_select(self, ins: Instruction) -> None:
         self.pointer_select(ins)
+
+    def visit_load(self, ins: Instruction) -> None:
+        self.pointer_load(ins)
 
     def call_alloc(self, ins: Instruction) -> None:
         # The reverse sweep frees each shadow at the allocation's reverse; if f raises instead, the
@@ -81,6 +93,14 @@ class AugmentedSweep(ShadowSweep):
     def call_raw_alloc(self, ins: Instruction) -> None:
         # not on the shadow stack (which releases meminfos): raw shadow memory leaks if f raises
         super().call_alloc(ins)
+
+    def call_realloc(self, ins: Instruction) -> None:
+        if ins.result in self.act.pointers:
+            raise DifferentiationError(
+                f"`{print_instruction(ins)}`", self.location(ins),
+                "reverse mode over memory that grows with realloc (the tape of a reverse derivative: reverse "
+                "over reverse) is not supported; differentiate the gradient in forward mode (forward over "
+                "reverse) instead")
 
     call_free = call_refcount = call_memset = call_memcpy = call_nothing
     call_math = call_unknown = call_jitted = call_indirect = call_nothing

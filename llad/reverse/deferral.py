@@ -12,7 +12,6 @@ from .. import runtime
 from ..ir.builder import fconst, is_const_zero
 from ..ir.model import Block, Instruction, Operand, ref, size_of
 from .lookup import PrimalLookup
-from .tape import TAPE_STATE
 
 
 class Deferral:
@@ -32,11 +31,7 @@ class Deferral:
         b, i = self.b, lp.index
         b.store("i64", n, ref(f"dfn.{i}"))
         room = b.op("add", "i64", n, str(self.facts.defer_pad.get(i, 0)))
-        state = runtime.call(b, TAPE_STATE, "llad.tape.reserve", [
-            ("ptr", b.load("ptr", ref(f"dfb.{i}"))), ("i64", b.load("i64", ref(f"dfc.{i}"))), ("i64", room),
-            ("i64", str(8 * len(self.facts.defer_slots[i])))])
-        b.store("ptr", b.extract(TAPE_STATE, state, 0), ref(f"dfb.{i}"))
-        b.store("i64", b.extract(TAPE_STATE, state, 1), ref(f"dfc.{i}"))
+        runtime.reserve(b, ref(f"dfb.{i}"), ref(f"dfc.{i}"), room, 8 * len(self.facts.defer_slots[i]))
 
     def _scratch(self, lp, load: str, local: str) -> str:
         """Where iteration `local` of loop lp keeps the deferred adjoint of `load` (in a stencil group:

@@ -13,7 +13,6 @@ import dataclasses
 
 from ..analysis.recompute import readonly_load, simple_loop_entry
 from ..forward.shadows import (
-    MEMINFO_DATA_OFFSET,
     guarded,
     meminfo_or_standin,
     null_preserving,
@@ -22,7 +21,7 @@ from ..forward.shadows import (
     shadow_of,
 )
 from ..ir.builder import Builder
-from ..ir.callees import CallKind, classify
+from ..ir.callees import MEMINFO_DATA_OFFSET, CallKind, classify, meminfo_of_data_load
 from ..ir.model import Block, Instruction, Operand, is_float, ref, unref
 from .facts import ReverseFacts
 from .tape import Tape
@@ -159,10 +158,12 @@ class PrimalLookup:
         if ins.opcode == "select":
             return b.select(self.need(ins.operands[0]), "ptr", self.need_shadow(ins.operands[1]),
                             self.need_shadow(ins.operands[2]))
-        if ins.opcode == "call" and classify(ins.callee) is CallKind.DATA_POINTER:
+        meminfo = ins.operands[0] if ins.opcode == "call" and classify(ins.callee) is CallKind.DATA_POINTER \
+            else meminfo_of_data_load(self.fn, ins)
+        if meminfo is not None:
             # the data pointer of a meminfo is fixed once allocated
-            mi = self.need_shadow(ins.operands[0])
-            if may_be_null:
+            mi = self.need_shadow(meminfo)
+            if meminfo.is_local and meminfo.name in self.act.maybe_null:
                 mi = meminfo_or_standin(b, mi)
             return b.load("ptr", b.gep("i8", mi, [("i64", str(MEMINFO_DATA_OFFSET))]), invariant=True)
         # pointer phis, allocations: taped

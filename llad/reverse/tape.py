@@ -21,8 +21,6 @@ from ..errors import UnsupportedInstructionError
 from ..ir.builder import Builder
 from ..ir.model import Module, ref, size_of
 
-TAPE_STATE = runtime.TAPE_STATE
-
 
 @dataclass
 class Entry:
@@ -132,12 +130,7 @@ class Tape:
         """Room for n records in loop's tape (a no-op for a loop that keeps nothing)."""
         if not self.has_records(loop):
             return
-        i = loop.index
-        state = runtime.call(b, TAPE_STATE, "llad.tape.reserve", [
-            ("ptr", b.load("ptr", ref(f"tape.{i}"))), ("i64", b.load("i64", ref(f"cap.{i}"))), ("i64", n),
-            ("i64", str(self.record_size(loop)))])
-        b.store("ptr", b.extract(TAPE_STATE, state, 0), ref(f"tape.{i}"))
-        b.store("i64", b.extract(TAPE_STATE, state, 1), ref(f"cap.{i}"))
+        runtime.reserve(b, ref(f"tape.{loop.index}"), ref(f"cap.{loop.index}"), n, self.record_size(loop))
 
     def begin_reverse(self, b: Builder) -> None:
         """The forward sweep is over: the tapes stop moving (their counters are the peaks, which the
@@ -167,9 +160,10 @@ class Tape:
         return [("i64", b.op("add", "i64", used, str(slots))), ("i64", b.op("add", "i64", reserved, str(slots)))]
 
     # --- the prologue -------------------------------------------------------------------------------------
-    def allocate(self, b: Builder) -> None:
-        """Slots, counters and tape states, in the entry block; each tape reserved for the peak length
-        it reached on the last call."""
+    def allocate(self, b: Builder, presize: bool = True) -> None:
+        """Slots, counters and tape states, in the entry block; with `presize`, each tape reserved for the
+        peak length it reached on the last call (not in split mode, whose entry block also runs when the
+        reverse call restores the tapes)."""
         for e in self.entries.values():
             if e.loop is None:
                 b.alloca(e.type, name=ref(f"slot.{e.id}"))
@@ -182,6 +176,6 @@ class Tape:
                     b.store(ty, init, ref(f"{what}.{i}"))
             self.module.globals[f"llad.hint.{i}"] = f'@"llad.hint.{i}" = internal global i64 0'
         for lp in self.cfg.loops:
-            if self.has_records(lp):
+            if presize and self.has_records(lp):
                 hint = b.load("i64", f'@"llad.hint.{lp.index}"', ordering="monotonic", align=8)
                 self.reserve(b, lp, hint)
