@@ -70,7 +70,10 @@ class PrimalLookup:
             v = self.induction_variable(ins)
         elif ins.opcode == "load" and self.reloadable(ins):
             self.reloaded |= {r[1] for r in self.act.roots[ins.operands[0].name]}
-            v = self.b.load(ins.type, self.need(ins.operands[0]), invariant=True,
+            # `!invariant.load` only for memory nothing writes: a final value was written earlier in this
+            # very function (the forward sweep), and an invariant load of it may be merged with a load from
+            # before that write
+            v = self.b.load(ins.type, self.need(ins.operands[0]), invariant=self._never_written(ins),
                             metadata=self.metadata(ins.operands[0], False))
         else:
             v = self.tape.load(self.b, name, ins.type, ins.block.name, self.block.name)
@@ -82,6 +85,10 @@ class PrimalLookup:
         ops = [Operand(o.type, self.need(o), o.attrs) for o in ins.operands]
         self.b.append(dataclasses.replace(ins, result=unref(r), operands=ops, metadata=(), block=None))
         return r
+
+    def _never_written(self, load: Instruction) -> bool:
+        f = self.facts
+        return readonly_load(load, self.act.roots, f.written, f.data_params)
 
     def reloadable(self, load: Instruction) -> bool:
         """The reverse sweep may repeat this load: its memory holds the same value then."""
