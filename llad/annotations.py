@@ -106,8 +106,28 @@ def _check_shadow(i: int, v, dv, what: str) -> None:
                          "pass a separate array, e.g. np.zeros_like(x)")
 
 
+def _is_float_scalar(v) -> bool:
+    return isinstance(v, (float, np.floating)) and not isinstance(v, np.ndarray)
+
+
+def _scalar_tangents(i: int, v, dvs, reverse: bool) -> tuple:
+    """The tangents of a float scalar argument (forward modes only), as Python floats."""
+    if reverse:
+        raise TypeError(f"llad.autodiff: argument {i} is a float scalar annotated Duplicated; reverse modes take "
+                        "Active(x) for a float scalar")
+    for dv in dvs:
+        if not isinstance(dv, (float, int, np.floating, np.integer)) or isinstance(dv, (bool, np.bool_)):
+            raise TypeError(f"llad.autodiff: the tangent of the float argument {i} must be a float, got "
+                            f"{_describe(dv)}")
+    return tuple(float(dv) for dv in dvs)
+
+
 def _classify(i: int, a, reverse: bool):
-    """-> (activity tag, primal value, tuple of shadows)."""
+    """-> (activity tag, primal value, tuple of shadows: arrays, or floats for a float scalar)."""
+    if isinstance(a, BatchDuplicated) and _is_float_scalar(a.val) and isinstance(a.dvals, (tuple, list)) and a.dvals:
+        return Act.DUP, float(a.val), _scalar_tangents(i, a.val, a.dvals, reverse)
+    if isinstance(a, Duplicated) and _is_float_scalar(a.val):
+        return Act.DUP, float(a.val), _scalar_tangents(i, a.val, (a.dval,), reverse)
     if isinstance(a, BatchDuplicated):
         if not isinstance(a.dvals, (tuple, list)) or not a.dvals:
             raise TypeError(f"llad.autodiff: BatchDuplicated(x, shadows) of argument {i} needs a non-empty tuple "

@@ -149,9 +149,10 @@ def prepare(mode: Mode, f, args: tuple, interleave: bool = True):
         raise ValueError("llad.autodiff: every BatchDuplicated argument must have the same number of shadows")
     width = widths.pop() if widths else 1
     argtypes = tuple(_typeof(i, v) for i, (_, v, _) in enumerate(classified))
-    inter = tuple(interleave and tag == Act.DUP and not mode.reverse and _interleaves(v, width)
-                  for tag, v, _ in classified)
-    shadows = [_lanes(_interleave(v, s)) if x else tuple(_same_layout_shadow(v, dv) for dv in s)
+    inter = tuple(interleave and tag == Act.DUP and not mode.reverse and isinstance(v, np.ndarray)
+                  and _interleaves(v, width) for tag, v, _ in classified)
+    shadows = [_lanes(_interleave(v, s)) if x else
+               tuple(_same_layout_shadow(v, dv) for dv in s) if isinstance(v, np.ndarray) else s
                for x, (_, v, s) in zip(inter, classified)]
     shadowtypes = tuple(tuple(numba.typeof(dv) for dv in s) for s in shadows)
     ret_tag = _default_return(dispatcher, argtypes, mode) if ret_activity is None else RETURN_ACTIVITIES[ret_activity]
@@ -184,7 +185,7 @@ def _copy_back(classified, shadows, written) -> None:
                     dv[...] = used.full[..., j]
             continue
         for dv, tmp in zip(given, used):
-            if tmp is not dv:
+            if tmp is not dv and isinstance(dv, np.ndarray):
                 dv[...] = tmp
 
 

@@ -129,6 +129,14 @@ def _classify(i: int, ty, reverse: bool):
     """-> (Act, primal type, shadow types, how to reach the primal and the shadows in jitted code)."""
     if isinstance(ty, AnnotationType):
         cls = ty.cls
+        if cls in (Duplicated, DuplicatedNoNeed) and isinstance(ty.field("val"), types.Float):
+            if reverse:
+                raise TypingError(f"llad.autodiff: argument {i} is a float scalar annotated Duplicated; reverse modes "
+                                  "take Active(x) for a float scalar")
+            if ty.field("dval") != ty.field("val"):
+                raise TypingError(f"llad.autodiff: the tangent of the float argument {i} must be a "
+                                  f"{ty.field('val')}, got {ty.field('dval')}")
+            return Act.DUP, ty.field("val"), (ty.field("dval"),), ("val", ["dval"])
         if cls in (Duplicated, DuplicatedNoNeed):
             _check_array(i, ty.field("val"), ty.field("dval"))
             return Act.DUP, ty.field("val"), (ty.field("dval"),), ("val", ["dval"])
@@ -273,10 +281,11 @@ def _implementation(mode: Mode, plan: Plan, d, fast, classified, n: int, offset:
         values.append(v)
         for j, dv in enumerate(dvals):
             s = f"s{i}_{j}"
-            lines += [f"    {s} = {a}.{dv}",
-                      f"    if {s}.shape != {v}.shape or {s}.strides != {v}.strides:",
-                      f"        raise ValueError('llad.autodiff: the shadow of argument {i} must have the shape "
-                      "and strides of its array')"]
+            lines.append(f"    {s} = {a}.{dv}")
+            if isinstance(plan.argtypes[i], types.Array):
+                lines += [f"    if {s}.shape != {v}.shape or {s}.strides != {v}.strides:",
+                          f"        raise ValueError('llad.autodiff: the shadow of argument {i} must have the "
+                          "shape and strides of its array')"]
             shadows.append(s)
     flat = ", ".join(values + shadows)
     namespace = {"call": _caller(d, plan), "overlaps": overlaps}

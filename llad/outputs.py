@@ -51,6 +51,9 @@ class Outputs:
         out = [Param("llad.ret", "ptr", "noalias"), Param("excinfo", "ptr", "noalias")]
         out += [Param(p.name, p.type) for p in self.primal_params[2:]]
         for i, pm in enumerate(self.primal.params):
+            if plan.shadowtypes[i] and not pm.is_array:       # a float scalar's tangents (forward modes)
+                out += [Param(f"d{j}.{pm.llvm_names[0]}", pm.llvm_types[0]) for j in range(len(plan.shadowtypes[i]))]
+                continue
             for j in range(len(plan.shadowtypes[i])):
                 for position, (n, ty) in enumerate(zip(pm.llvm_names, pm.llvm_types)):
                     # shadow data overlaps nothing else the derivative touches (the API checks it per call)
@@ -105,7 +108,7 @@ def shadow_disjointness(primal, plan: Plan) -> tuple:
     if not plan.assume_noalias:
         return ()
     arrays = [(i, -1) for i, p in enumerate(primal.params) if p.is_array]
-    shadows = [(i, k) for i, s in enumerate(plan.shadowtypes) for k in range(len(s))]
+    shadows = [(i, k) for i, s in enumerate(plan.shadowtypes) if primal.params[i].is_array for k in range(len(s))]
     pairs = []
     for n, (i, k) in enumerate(shadows):
         pairs += [((i, k), a) for a in arrays if a[0] != i]

@@ -116,8 +116,10 @@ def stage_analyse(state: CompileState) -> None:
     """Control flow, pointer forwarding, activity, shadow layout and alias scopes."""
     plan, primal, fn = state.plan, state.primal, state.fn
     params = primal.params
-    active_params = {params[i].llvm_names[0] for i, a in enumerate(plan.activities) if a is Act.ACTIVE}
-    dup_ptrs = {params[i].data_param for i, a in enumerate(plan.activities) if a is Act.DUP}
+    # Active scalars (reverse), and float scalars with tangents (forward: Duplicated(t, dt))
+    active_params = {params[i].llvm_names[0] for i, a in enumerate(plan.activities)
+                     if a is Act.ACTIVE or (a is Act.DUP and not params[i].is_array)}
+    dup_ptrs = {params[i].data_param for i, a in enumerate(plan.activities) if a is Act.DUP and params[i].is_array}
     const_ptrs = {p.data_param for i, p in enumerate(params) if p.is_array and plan.activities[i] is Act.CONST}
     if plan.ret_activity is not Act.CONST:
         dup_ptrs.add("retptr")

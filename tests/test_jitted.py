@@ -134,3 +134,36 @@ def test_exceptions_of_the_function_propagate_from_jitted_code():
     assert dx[0] == pytest.approx(6.0)
     with pytest.raises(ValueError, match="negative"):
         grad(np.array([-1.0]), np.zeros(1))
+
+
+@numba.njit
+def weighted(x, y):
+    s = 0.0
+    for i in range(x.shape[0]):
+        x[i] = x[i] * y[i]
+        s += x[i] * y[(i + 1) % y.shape[0]]
+    return s
+
+
+@numba.njit
+def grad_weighted(x, dx, y):
+    llad.autodiff(llad.Reverse, weighted, llad.Active, llad.Duplicated(x, dx), llad.Const(y))
+
+
+def test_overlapping_arrays_take_the_variant_that_assumes_nothing():
+    """x is written and y re-read: the fast variant would re-read y in the reverse sweep, which is wrong
+    when y is x itself; the run-time overlap check must pick the safe variant, as the Python path does."""
+    rng = np.random.default_rng(9)
+    x0 = rng.uniform(0.5, 1.5, 6)
+    for same in (False, True):
+        x, dx = x0.copy(), np.zeros(6)
+        y = x if same else x0.copy()
+        grad_weighted(x, dx, y)
+        xp, dxp = x0.copy(), np.zeros(6)
+        yp = xp if same else x0.copy()
+        llad.autodiff(llad.Reverse, weighted, llad.Active, llad.Duplicated(xp, dxp), llad.Const(yp))
+        np.testing.assert_allclose(dx, dxp, rtol=1e-13, err_msg=f"same={same}")
+    from llad.jitted import overlaps
+    a = np.arange(10.0)
+    assert overlaps(a[2:5], a[4:8]) and not overlaps(a[:4], a[4:]) and overlaps(a[::-1], a[3:4])
+    assert not overlaps(np.zeros(0), a)

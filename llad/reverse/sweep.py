@@ -9,7 +9,7 @@ condition is free to recompute, that condition.  So any reducible control flow i
 from __future__ import annotations
 
 from ..analysis.recompute import simple_loop_entry
-from ..ir.model import Block, ref
+from ..ir.model import Block, Instruction, ref
 from .adjoint import AdjointVisitor
 from .deferral import Deferral
 from .lookup import FREE_DEPTH, PrimalLookup
@@ -41,6 +41,9 @@ class ReverseSweep:
             self.adjoints.visit(ins)
         phi_adjoints = [(ins, self.adjoints.take(ins)) for ins in block.phis if ins.result in self.facts.act.values]
         preds = [p for p in block.preds if p in self.cfg.loop_of]
+        failing = self._failing_preds(block)
+        if failing and len([p for p in preds if p not in failing]) == 1:
+            preds = [p for p in preds if p not in failing]
         loop = self.cfg.loop_of.get(block.name)
         header = loop is not None and loop.header == block.name
         entry = simple_loop_entry(self.fn, loop) if header else None
@@ -67,8 +70,26 @@ class ReverseSweep:
             else:
                 self.b.switch("i8", pid, edges[0], list(enumerate(edges[1:], start=1)))
             for p, e in zip(preds, edges):
+                if p in failing:
+                    continue
                 self.b.new_block(e)
                 self._leave(block, p, phi_adjoints, loop, entry)
+            for p, e in zip(preds, edges):
+                if p in failing:
+                    self.b.new_block(e)
+                    self.b.append(Instruction("unreachable", None, "void", []))
+
+    def _failing_preds(self, block: Block) -> set[str]:
+        """Predecessors of a return block that bring a nonzero status (an exception): the forward sweep
+        returns there and never starts the reverse sweep, so their reverse is dead code (left out, the
+        reverse loops keep a single entry; a derivative differentiated again needs that)."""
+        term = block.terminator
+        if term.opcode != "ret" or not term.operands or not term.operands[0].is_local:
+            return set()
+        status = self.fn.defs.get(term.operands[0].name)
+        if status is None or status.opcode != "phi" or status.block is not block:
+            return set()
+        return {bb for v, bb in status.incoming if not v.is_local and v.text != "0"}
 
     def _leave(self, block: Block, pred: str, phi_adjoints, loop, entry) -> None:
         """The reverse edge block -> pred: route phi adjoints, flush deferred adjoints when leaving a
