@@ -331,6 +331,9 @@ def _unpacker(kinds: tuple, width: int, interleave: tuple, written: frozenset):
 
 
 def _autodiff_slow(mode: Mode, f, args, key):
+    if isinstance(mode, Mode) and mode.split:
+        raise TypeError(f"llad.autodiff: {mode!r} is a split mode; call llad.autodiff_thunk({mode!r}, f, ...) for "
+                        "its forward and reverse thunks")
     plan, dispatcher, classified, shadows, d = derivative_for(mode, f, args)
     params = args[1:] if args and isinstance(args[0], type) else args
     if d.alias_pairs and _aliased(params, d.alias_pairs):

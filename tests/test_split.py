@@ -168,3 +168,9 @@ def test_forward_thunk_has_autodiffs_forward_layout():
     fwd = llad.autodiff_thunk(llad.Forward, energy, llad.Duplicated(x, np.ones(4)))
     (t,) = fwd(llad.Duplicated(x, np.ones(4)))
     assert t == pytest.approx(2 * x.sum())
+
+
+def test_autodiff_refuses_split_modes_with_a_pointer_to_the_thunks():
+    x = np.ones(3)
+    with pytest.raises(TypeError, match="autodiff_thunk"):
+        llad.autodiff(llad.ReverseSplitWithPrimal, energy, llad.Active, llad.Duplicated(x, np.zeros(3)))
