@@ -206,6 +206,9 @@ def _prepare(argtypes: tuple):
     if not isinstance(f, types.Dispatcher):
         raise TypingError(f"llad.autodiff inside @njit needs a global @numba.njit function to differentiate, got {f}")
     m, dispatcher = mode.mode, f.dispatcher
+    if m.split:
+        raise TypingError(f"llad.autodiff: {m!r} is a split mode; split-mode thunks (llad.autodiff_thunk) are "
+                          "called from Python only")
     ret_cls = _return_class(args[0]) if args else None
     params = args[1:] if ret_cls is not None else args
     try:

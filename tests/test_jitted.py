@@ -167,3 +167,12 @@ def test_overlapping_arrays_take_the_variant_that_assumes_nothing():
     a = np.arange(10.0)
     assert overlaps(a[2:5], a[4:8]) and not overlaps(a[:4], a[4:]) and overlaps(a[::-1], a[3:4])
     assert not overlaps(np.zeros(0), a)
+
+
+def test_split_modes_are_refused_inside_njit():
+    @numba.njit
+    def bad(x, dx, a):
+        return llad.autodiff(llad.ReverseSplitWithPrimal, scaled_sin, llad.Active, llad.Duplicated(x, dx), a)
+
+    with pytest.raises(TypingError, match="split mode"):
+        bad(np.ones(3), np.zeros(3), 1.0)
