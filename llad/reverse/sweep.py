@@ -5,6 +5,8 @@ the predecessor B was entered from and branches to that predecessor's reverse.  
 ordinary primal value: the index of the incoming edge (an i8 phi the augmented sweep adds, taped), or,
 at a loop header, whether this is the execution's first iteration, or, when a dominating guard's
 condition is free to recompute, that condition.  So any reducible control flow is reversed exactly.
+Predecessors of a return block that bring an exception status are left out: the forward sweep returns
+there without starting the reverse sweep.
 """
 from __future__ import annotations
 
