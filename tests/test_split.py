@@ -2,7 +2,8 @@
 
 On the whole corpus, fwd then rev must give what one `Reverse` call gives (shadows and Active
 derivatives); a tape is consumed by one reverse call; a tape dropped unused frees its memory; a
-checkpointed adjoint of a time loop built from split thunks gives the full gradient.
+checkpointed adjoint of a time loop built from split thunks gives the full gradient (examples/
+checkpointed_adjoint.py, run by tests/test_examples.py).
 """
 import gc
 import math
@@ -112,55 +113,11 @@ def test_dropped_tapes_free_their_memory():
 
 
 @numba.njit
-def step(y, dt):
-    """One explicit step of a nonlinear oscillator ring, in place."""
-    n = y.shape[0]
-    t = y.copy()
-    for i in range(n):
-        y[i] = t[i] + dt * (math.sin(t[(i + 1) % n]) - 0.1 * t[i] * t[i])
-
-
-@numba.njit
 def energy(y):
     s = 0.0
     for i in range(y.shape[0]):
         s += y[i] * y[i]
     return s
-
-
-def test_checkpointed_adjoint_of_a_time_loop_gives_the_full_gradient():
-    rng = np.random.default_rng(4)
-    y0, dt, steps, every = rng.uniform(-1, 1, 8), 0.01, 1000, 100
-
-    @numba.njit
-    def whole(y, dt, steps):
-        for _ in range(steps):
-            step(y, dt)
-        return energy(y)
-
-    g_full = np.zeros(8)
-    llad.autodiff(llad.Reverse, whole, llad.Active, llad.Duplicated(y0.copy(), g_full), llad.Const(dt),
-                  llad.Const(steps))
-    # forward: keep a checkpoint every `every` steps; reverse: replay each segment with split thunks
-    checkpoints, y = [], y0.copy()
-    for k in range(steps):
-        if k % every == 0:
-            checkpoints.append(y.copy())
-        step(y, dt)
-    lam = np.zeros(8)
-    llad.autodiff(llad.Reverse, energy, llad.Active, llad.Duplicated(y, lam))
-    probe, dprobe = y0.copy(), np.zeros(8)
-    fwd, rev = llad.autodiff_thunk(llad.ReverseSplitNoPrimal, step, llad.Const, llad.Duplicated(probe, dprobe),
-                                   llad.Const(dt))
-    for c in reversed(checkpoints):
-        tapes, ys = [], c.copy()
-        for _ in range(every):
-            tape, _, _ = fwd(llad.Duplicated(ys, lam), llad.Const(dt))
-            tapes.append((ys, tape))
-            ys = ys.copy()
-        for ys, tape in reversed(tapes):
-            rev(llad.Duplicated(ys, lam), llad.Const(dt), None, tape)
-    np.testing.assert_allclose(lam, g_full, rtol=1e-10, atol=1e-12)
 
 
 def test_forward_thunk_has_autodiffs_forward_layout():
