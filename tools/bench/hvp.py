@@ -21,7 +21,7 @@ import llad
 
 from .harness import measure
 from .kernels import KERNELS
-from .peers import JAX_FNS, jax
+from .peers import JaxPeer, jax, replaced
 
 DEFAULT = ("rk4", "gmm", "lstm", "ba", "kmeans", "heat")
 
@@ -67,27 +67,15 @@ class LladHVP:
 
 
 def _jax_hvp(kernel, args):
-    fn = JAX_FNS[kernel.name]
-    static = {i for i, a in enumerate(args) if isinstance(a, (int, np.integer))}
-    dyn_idx = [i for i in range(len(args)) if i not in static]
-    diff_pos = tuple(dyn_idx.index(i) for i in kernel.diff)
-
-    def f_dyn(*dyn):
-        full = list(args)
-        for i, v in zip(dyn_idx, dyn, strict=True):
-            full[i] = v
-        return fn(*full)
+    """jax.jit(jvp(grad(f))) over the differentiated arguments, on JaxPeer's dynamic arguments."""
+    peer = JaxPeer(kernel, args)
+    grad = jax.grad(peer.f_dyn, argnums=peer.diff_pos)
 
     def hvp(dyn, tangents):
-        def g(*d):
-            full = list(dyn)
-            for p, v in zip(diff_pos, d, strict=True):
-                full[p] = v
-            return jax.grad(f_dyn, argnums=diff_pos)(*full)
-        return jax.jvp(g, tuple(dyn[p] for p in diff_pos), tangents)[1]
+        return jax.jvp(lambda *d: grad(*replaced(dyn, peer.diff_pos, d)), tuple(dyn[p] for p in peer.diff_pos),
+                       tangents)[1]
 
-    dyn = tuple(jax.numpy.asarray(args[i]) for i in dyn_idx)
-    return jax.jit(hvp), dyn
+    return jax.jit(hvp), peer.dyn
 
 
 def run(names, budget: float) -> list[dict]:

@@ -266,6 +266,14 @@ TORCH_FNS = {
 
 
 # =========================================================================== runners
+def replaced(values, positions, new) -> list:
+    """`values` with the entries at `positions` replaced by `new`."""
+    out = list(values)
+    for p, v in zip(positions, new, strict=True):
+        out[p] = v
+    return out
+
+
 class JaxPeer:
     """``jax.jit(jax.grad(f))`` and ``jax.jit(jax.jvp)`` over the differentiated arguments."""
 
@@ -285,14 +293,10 @@ class JaxPeer:
             return fn(*full)
 
         def jvp_dyn(dyn, tangents):
-            def g(*d):
-                full = list(dyn)
-                for p, v in zip(diff_pos, d, strict=True):
-                    full[p] = v
-                return f_dyn(*full)
+            return jax.jvp(lambda *d: f_dyn(*replaced(dyn, diff_pos, d)), tuple(dyn[p] for p in diff_pos),
+                           tangents)[1]
 
-            return jax.jvp(g, tuple(dyn[p] for p in diff_pos), tangents)[1]
-
+        self.f_dyn, self.diff_pos = f_dyn, diff_pos     # tools/bench/hvp.py builds jvp(grad) on them
         self.dyn = tuple(jnp.asarray(args[i]) for i in dyn_idx)
         self._value = jax.jit(f_dyn)
         self._grad = jax.jit(jax.grad(f_dyn, argnums=diff_pos))
