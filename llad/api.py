@@ -25,6 +25,7 @@ from .annotations import (
     _classify,
     _typeof,
 )
+from .outputs import array_result_in_reverse, returns_float_array
 from .pipeline import build_derivative
 from .plan import Act, Plan
 
@@ -141,7 +142,7 @@ def prepare(mode: Mode, f, args: tuple, interleave: bool = True):
     if ret_activity is Active and not mode.reverse:
         raise TypeError("llad.autodiff: return activity Active is for reverse modes; forward modes take "
                         "Duplicated or Const")
-    if ret_activity in (Duplicated, DuplicatedNoNeed) and mode.reverse:
+    if ret_activity in (Duplicated, DuplicatedNoNeed) and mode.reverse and not mode.split:
         raise TypeError("llad.autodiff: return activity Duplicated is for forward modes; reverse modes take "
                         "Active (a float result) or Const")
     widths = {len(s) for tag, _, s in classified if tag == Act.DUP}
@@ -203,9 +204,16 @@ def _check_arity(dispatcher, n: int) -> None:
 
 
 def _default_return(dispatcher, argtypes, mode: Mode) -> str:
-    cres = frontend.compile_primal(dispatcher, argtypes)
-    if isinstance(cres.signature.return_type, types.Float):
+    """Active (reverse) or Duplicated (forward) for a float result, and in forward modes for a float array
+    result (reverse modes refuse one: it needs a seed, which split mode takes); Const otherwise (a tuple
+    result is a status the arrays a function writes come with, docs/errors.md)."""
+    ret = frontend.compile_primal(dispatcher, argtypes).signature.return_type
+    if isinstance(ret, types.Float):
         return Act.ACTIVE if mode.reverse else Act.DUP
+    if returns_float_array(ret):
+        if mode.reverse and not mode.split:
+            raise TypeError(array_result_in_reverse(dispatcher.py_func.__name__, ret))
+        return Act.DUP
     return Act.CONST
 
 
@@ -416,7 +424,7 @@ def _shape_result(mode: Mode, plan: Plan, d, result, batch: bool):
     if d.has_primal_output:
         primal, pos = result[0], 1
     if mode.reverse:
-        derivs, k = [], pos
+        derivs, k = [], pos + (1 if plan.split and plan.ret_activity is Act.DUP else 0)
         for tag in plan.activities:
             if tag == Act.ACTIVE:
                 derivs.append(result[k])

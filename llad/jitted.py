@@ -171,7 +171,10 @@ def _check_array(i: int, val, dval) -> None:
 def _plan(mode: Mode, dispatcher, ret_cls, classified) -> Plan:
     argtypes = tuple(t for _, t, _, _ in classified)
     if ret_cls is None:
-        ret_tag = api._default_return(dispatcher, argtypes, mode)
+        try:
+            ret_tag = api._default_return(dispatcher, argtypes, mode)
+        except TypeError as e:
+            raise TypingError(str(e)) from None
     else:
         ret_tag = RETURN_ACTIVITIES[ret_cls]
         if ret_tag is Act.ACTIVE and not mode.reverse:

@@ -17,6 +17,16 @@ from .ir.model import Param
 from .plan import Act, Plan
 
 
+def returns_float_array(ret: types.Type) -> bool:
+    return isinstance(ret, types.Array) and isinstance(ret.dtype, types.Float)
+
+
+def array_result_in_reverse(fname: str, ret: types.Type) -> str:
+    return (f"llad.autodiff: {fname} returns {ret}; reverse modes seed a float result only. Differentiate it "
+            "with llad.autodiff_thunk (split mode: the forward thunk returns the result's shadow to seed), or "
+            "pass llad.Const as the return activity to ignore the result")
+
+
 def output_types(plan: Plan, return_type: types.Type) -> tuple[list, bool]:
     """(numba types of the result tuple, whether it starts with the primal result)."""
     # The primal result is returned when asked for, or when it holds a reference that must be released;
@@ -26,6 +36,8 @@ def output_types(plan: Plan, return_type: types.Type) -> tuple[list, bool]:
     if has_primal:
         outs.append(return_type)
     if plan.reverse:
+        if plan.split and plan.ret_activity is Act.DUP:      # the shadow of a returned array, to seed
+            outs.append(return_type)
         outs += [plan.argtypes[i] for i, a in enumerate(plan.activities) if a is Act.ACTIVE]
         if plan.report_tape:
             outs += [types.int64, types.int64]
@@ -64,6 +76,19 @@ class Outputs:
         return out
 
     @property
+    def returns_array(self) -> bool:
+        return isinstance(self.primal.return_type, types.Array)
+
+    @property
+    def shadow_output(self) -> bool:
+        """Split mode returns the shadow of a returned array, which the caller seeds."""
+        return self.plan.split and self.plan.ret_activity is Act.DUP
+
+    def result_meminfo(self, b: Builder, shadow: bool = False) -> str:
+        """The meminfo of the returned array (or of its shadow), from its return slot."""
+        return b.load("ptr", '%"s0.retptr"' if shadow else "%retptr")
+
+    @property
     def seed_llty(self) -> str:
         """The type of a split derivative's return seed (a dummy double when the return is not Active)."""
         return self.ret_llty if self.plan.ret_activity is Act.ACTIVE else "double"
@@ -97,6 +122,8 @@ class Outputs:
             for j in range(self.plan.width):
                 lane = b.gep(self.ret_llty, '%"s0.retptr"', [("i64", str(j))]) if interleaved else f'%"s{j}.retptr"'
                 values.append((self.ret_llty, b.load(self.ret_llty, lane)))
+        elif self.shadow_output:
+            values.append((self.ret_llty, b.load(self.ret_llty, '%"s0.retptr"')))
         values += list(extra)
         for slot, (ty, v) in enumerate(values):
             b.store(ty, v, b.gep(self.out_llty, "%llad.ret", [("i32", "0"), ("i32", str(slot))]))

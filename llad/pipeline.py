@@ -27,7 +27,7 @@ from .ir.model import Function, Instruction, Module, unref
 from .ir.names import avoid_generated_names
 from .ir.parser import check_supported, parse_function
 from .ir.printer import print_module
-from .outputs import Outputs, shadow_disjointness
+from .outputs import Outputs, array_result_in_reverse, returns_float_array, shadow_disjointness
 from .plan import Act, Plan
 
 _UNSUPPORTED_RETURNS = (types.Generator, types.PyObject, types.Opaque)
@@ -106,7 +106,13 @@ def stage_parse(state: CompileState) -> None:
         raise DifferentiationError(f"a function returning {ret}", state.location(),
                                    "generators and Python objects cannot be differentiated; return the "
                                    "values, or write them into an output array")
-    if plan.ret_activity is not Act.CONST and not isinstance(ret, types.Float):
+    if plan.ret_activity is not Act.CONST and returns_float_array(ret):
+        if plan.reverse and not plan.split:
+            raise TypeError(array_result_in_reverse(primal.dispatcher.py_func.__name__, ret))
+    elif plan.ret_activity is Act.DUP and plan.reverse:
+        raise TypeError(f"llad.autodiff_thunk: return activity Duplicated is for a returned array, but "
+                        f"{primal.dispatcher.py_func.__name__} returns {ret}; use Active or Const")
+    elif plan.ret_activity is not Act.CONST and not isinstance(ret, types.Float):
         raise TypeError(f"llad.autodiff: return activity {plan.ret_activity.value!r} needs a float result, but "
                         f"{primal.dispatcher.py_func.__name__} returns {ret}; use Const")
     state.outputs = Outputs(plan, primal, state.fn.params)
@@ -120,7 +126,9 @@ def stage_analyse(state: CompileState) -> None:
     active_params = {params[i].llvm_names[0] for i, a in enumerate(plan.activities)
                      if a is Act.ACTIVE or (a is Act.DUP and not params[i].is_array)}
     dup_ptrs = {params[i].data_param for i, a in enumerate(plan.activities) if a is Act.DUP and params[i].is_array}
-    const_ptrs = {p.data_param for i, p in enumerate(params) if p.is_array and plan.activities[i] is Act.CONST}
+    # every pointer of a Const array (its meminfo too: a returned Const array has no shadow meminfo)
+    const_ptrs = {n for i, p in enumerate(params) if p.is_array and plan.activities[i] is Act.CONST
+                  for n in p.llvm_names}
     if plan.ret_activity is not Act.CONST:
         dup_ptrs.add("retptr")
     discarded = frozenset() if plan.ret_activity is not Act.CONST else frozenset(["retptr"])
@@ -128,7 +136,9 @@ def stage_analyse(state: CompileState) -> None:
     forward_spilled_pointers(fn, state.cfg.dominates, state.cfg.idom)
     state.act = analyse_activity(fn, active_params, dup_ptrs, const_ptrs, state.location, discarded)
     if plan.width > 1 and not plan.reverse:
-        wanted = {params[i].data_param for i, x in enumerate(plan.interleave) if x} | {"retptr"}
+        wanted = {params[i].data_param for i, x in enumerate(plan.interleave) if x}
+        if not isinstance(primal.return_type, types.Array):     # a returned array's k tangents are k arrays
+            wanted.add("retptr")
         state.interleaved = interleaved_shadows(fn, state.act, wanted & dup_ptrs, dup_ptrs - wanted)
     state.scopes = AliasScopes(fn, state.act, plan.assume_noalias, dup_ptrs)
     state.annotations.update(activity=state.act, cfg=state.cfg)

@@ -114,7 +114,8 @@ class _SplitForward(_SplitThunk):
         frame = np.zeros(self.d.frame_bytes, dtype=np.uint8)
         result = self.d.entry(*flat, _PHASE_FORWARD, frame.ctypes.data, 0.0)
         primal = result[0] if self.d.has_primal_output and self.mode.with_primal else None
-        return Tape(self.d, frame, flat), primal, None
+        shadow = result[1] if self.plan.ret_activity is Act.DUP else None
+        return Tape(self.d, frame, flat), primal, shadow
 
 
 class _SplitReverse(_SplitThunk):
@@ -134,7 +135,8 @@ class _SplitReverse(_SplitThunk):
             if not isinstance(seed, (float, int, np.floating)):
                 raise TypeError(f"llad.autodiff_thunk: the seed of an Active return is a float, got {seed!r}")
         elif seed is not None:
-            raise TypeError("llad.autodiff_thunk: the seed is None when the return is not Active")
+            raise TypeError("llad.autodiff_thunk: the seed is None when the return is not Active (a returned "
+                            "array is seeded through the forward thunk's shadow_result)")
         flat = self._flat(params)
         tape.consume()                              # the reverse sweep frees the tape's memory
         result = self.d.entry(*flat, _PHASE_REVERSE, tape.frame.ctypes.data, float(seed or 0.0))

@@ -95,6 +95,12 @@ def doubled(x):
 
 
 @numba.njit
+def view_of_second(x, c):
+    x[0] = x[1] * 2.0
+    return c[1:]
+
+
+@numba.njit
 def uses_missing_attribute(x):
     return x.no_such_attribute + 1.0
 
@@ -340,7 +346,11 @@ CASES = [
          r"needs a float result, but pair returns UniTuple\(float64 x 2\)"),
     Case("ret-active-array", "return activity `Active`, f returns an array",
          lambda: (Reverse, doubled, [Active, Duplicated(x3(), z3())]), TypeError,
-         r"needs a float result, but doubled returns array\(float64, 1d, C\)"),
+         r"doubled returns array\(float64, 1d, C\); reverse modes seed a float result only\. Differentiate it "
+         r"with llad\.autodiff_thunk"),
+    Case("ret-array-reverse", "`Reverse` (default return activity), f returns an array",
+         lambda: (Reverse, doubled, [Duplicated(x3(), z3())]), TypeError,
+         r"doubled returns array\(float64, 1d, C\); .*or pass llad\.Const as the return activity"),
     # --- what f is ---
     Case("f-int", "`f` is not a function (an int)", lambda: (Reverse, 3, [Active(1.0)]), TypeError,
          r"expected a numba.njit function or a Python function, got int"),
@@ -383,6 +393,10 @@ CASES = [
     Case("const-store-forward", "an active value stored into a bare (`Const`) array (`Forward`)",
          lambda: (Forward, scale_into, [Duplicated(x3(), z3()), z3()]), llad.ActivityError,
          r"stored into an array annotated Const", code=scale_into, op="store double"),
+    Case("ret-const-view-forward", "`Forward`, f returns a view of a `Const` array (it has no tangent)",
+         lambda: (Forward, view_of_second, [Duplicated(x3(), z3()), Const(x3())]), llad.ActivityError,
+         r"cannot differentiate the returned array at .*it is \(or views\) an array annotated Const",
+         code=view_of_second, op="the returned array"),
     Case("ctypes", "a ctypes function pointer (libm `cbrt`)",
          lambda: (Reverse, ctypes_cbrt, [Duplicated(x3(), z3())]), DifferentiationError,
          r"cannot differentiate an indirect call \(.*ctypes/cffi function pointer\) at ", code=ctypes_cbrt,

@@ -159,7 +159,10 @@ def _visit(fn, ins: Instruction, act: Activity, active_roots: set, const_ptrs: s
     op = ins.opcode
     if op == "store":
         val, ptr = ins.operands
-        if _operand_active(act, val):
+        if val.is_local and val.type == "ptr" and _into_active_return(act, ptr, discarded):
+            _require_returned_memory(ins, act.roots.get(val.name, frozenset()), const_ptrs, location)
+            active_roots |= act.roots.get(val.name, frozenset())
+        elif _operand_active(act, val):
             roots = act.roots.get(ptr.name, frozenset()) if ptr.is_local else frozenset()
             roots = frozenset(r for r in roots if not (r[0] == "param" and r[1] in discarded))
             _require_shadow_for_store(ins, roots, const_ptrs, location)
@@ -222,6 +225,23 @@ def _check_call(fn: Function, ins: Instruction, act: Activity, location) -> None
     raise NoRuleError(f"call to `{ins.callee}`", location(ins),
                       "llad has no derivative rule for it; mark the arguments that reach it Const, or add a "
                       "rule to llad.rules")
+
+
+def _into_active_return(act: Activity, ptr, discarded) -> bool:
+    """Whether `ptr` points into the return slot of a returned array whose tangent was asked for."""
+    return ptr.is_local and "retptr" not in discarded and ("param", "retptr") in act.roots.get(ptr.name, ())
+
+
+def _require_returned_memory(ins, roots, const_ptrs, location) -> None:
+    """A returned array's tangent is an array: its memory needs a shadow (a zeroed one when nothing
+    active is written to it)."""
+    for kind, name in roots:
+        if (kind == "param" and (name in const_ptrs or name in ("excinfo", "retptr"))) or kind in ("other", "global"):
+            what = "an array annotated Const" if kind == "param" else "memory llad cannot give a shadow to"
+            raise ActivityError(
+                "the returned array", location(ins),
+                f"it is (or views) {what}, so it has no tangent; annotate that argument Duplicated, or pass "
+                "llad.Const as the return activity")
 
 
 def _require_shadow_for_store(ins, roots, const_ptrs, location) -> None:

@@ -6,7 +6,7 @@ the element's byte offset; a tangent load is one `<k x T>` load, a store one vec
 over such memory stay vectorisable.  The API interleaves a `BatchDuplicated` argument when its k
 shadows are small enough to transpose cheaply at the call (see `api.INTERLEAVE_MAX_BYTES`); arrays
 allocated inside the function are interleaved unless they share a pointer (a phi or select) or a
-memcpy with a split argument.
+memcpy with a split argument, or are returned (a returned array's k tangents are k arrays).
 
 Memory whose pointers meet must share one layout: roots are joined in groups (union-find over the
 roots of every pointer and of both ends of every memcpy).  A group holding both an interleaved and a
@@ -43,9 +43,13 @@ def interleaved_shadows(fn: Function, act: Activity, interleaved_params: set[str
 
     for roots in act.roots.values():
         join(sorted(roots))
-    sized_first_arg = set()
+    sized_first_arg, returned = set(), set()
     for b in fn.blocks:
         for ins in b.instructions:
+            if ins.opcode == "store":
+                val, ptr = ins.operands
+                if val.is_local and val.type == "ptr" and ("param", "retptr") in act.roots.get(ptr.name, ()):
+                    returned |= act.roots.get(val.name, frozenset())     # a returned array: k tangent arrays
             if ins.opcode != "call":
                 continue
             if classify(ins.callee) is CallKind.MEMCPY:
@@ -56,11 +60,13 @@ def interleaved_shadows(fn: Function, act: Activity, interleaved_params: set[str
                 sized_first_arg.add(ins.result)
     # per group: the layouts its parameters ask for; an allocation whose size llad cannot scale is split
     wants: dict = {}
-    for r in list(parent) + [("alloc", a) for a in act.allocations]:
+    for r in set(parent) | {("alloc", a) for a in act.allocations} | (returned & active):
         kind, name = r
         if kind == "param" and name in interleaved_params:
             wants.setdefault(find(r), set()).add(True)
         elif (kind == "param" and name in split_params) or (kind == "alloc" and name not in sized_first_arg):
+            wants.setdefault(find(r), set()).add(False)
+        if r in returned:
             wants.setdefault(find(r), set()).add(False)
     if any(len(w) > 1 for w in wants.values()):
         raise LayoutConflict("arrays of different shadow layouts meet")

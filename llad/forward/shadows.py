@@ -17,7 +17,7 @@ from ..analysis.activity import Activity
 from ..errors import DifferentiationError, UnsupportedInstructionError
 from ..ir.builder import Builder
 from ..ir.callees import MEMINFO_DATA_OFFSET, CallKind, classify, meminfo_of_data_load
-from ..ir.model import Block, Function, Instruction, Module, Operand, Param, ref, unref
+from ..ir.model import Block, Function, Instruction, Module, Operand, Param, is_float, ref, unref
 from ..ir.printer import print_instruction
 
 NULL_POINTERS = ("null", "undef", "poison")
@@ -239,6 +239,25 @@ class ShadowSweep:
                 f"`{print_instruction(ins)}`", self.location(ins),
                 "llad cannot give a shadow to memory Numba wraps from elsewhere (NRT_MemInfo_new); copy the "
                 "array first")
+
+    def is_returned_field(self, ins: Instruction) -> bool:
+        """A store of a non-float into the return slot when it has a shadow: a field of a returned array
+        (activity analysis gives the slot a shadow only when the result's is asked for)."""
+        val, ptr = ins.operands
+        return (ptr.is_local and ptr.name in self.act.pointers and not is_float(val.type)
+                and ("param", "retptr") in self.act.roots[ptr.name])
+
+    def returned_array_field(self, ins: Instruction) -> None:
+        """A field of a returned array's struct, stored into its shadow's: the shadow array (forward mode's
+        tangent, split mode's array to seed) has the shadow meminfo and data pointer, the same shape and
+        strides."""
+        val, ptr = ins.operands
+        if val.type != "ptr" and not val.type.startswith("i"):
+            raise UnsupportedInstructionError(f"`{print_instruction(ins)}`", self.location(ins),
+                                              "llad cannot give a tangent to a returned value of this type")
+        for j in range(self.k):
+            v = self.shadow(val, j, ins) if val.type == "ptr" else val.text
+            self.b.store(val.type, v, self.memory_shadow(ptr, j, ins, True), self.alias_metadata(ins, shadow=True))
 
     def scaled_size(self, size: Operand) -> str:
         return self.b.op("mul", size.type, size.text, str(self.k))

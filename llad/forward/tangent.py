@@ -74,7 +74,15 @@ class TangentSweep(ShadowSweep):
 
     def visit_store(self, ins: Instruction) -> None:
         val, ptr = ins.operands
-        if not (ptr.is_local and ptr.name in self.act.pointers) or not is_float(val.type):
+        if not (ptr.is_local and ptr.name in self.act.pointers):
+            if ptr.text == "%retptr" and val.is_local and val.name in self.act.pointers:
+                # a returned array's meminfo whose tangent nobody asked for: its shadow is released here
+                for j in self.lanes_of(val.name):
+                    self.b.call("void", "NRT_decref", [("ptr", self.shadow(val, j, ins))])
+            return
+        if not is_float(val.type):
+            if self.is_returned_field(ins):
+                self.returned_array_field(ins)
             return
         md = self.alias_metadata(ins, shadow=True)
         if ptr.name in self.interleaved:

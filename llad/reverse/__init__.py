@@ -71,8 +71,10 @@ def generate(state) -> None:
     _done_block(builder("e"), state, tape, deferral, active_params, shadow_allocations)
     if frame is not None:
         b = builder("s")
-        split.resume(b, frame, returns, state.outputs.ret_llty if plan.ret_activity is Act.ACTIVE else None)
-        split.release(b, frame, lambda b: _free_forward_memory(b, tape, deferral, shadow_allocations))
+        split.resume(b, frame, returns, state.outputs.ret_llty if plan.ret_activity is Act.ACTIVE else None,
+                     state.outputs)
+        split.release(b, frame, lambda b: _free_forward_memory(b, tape, deferral, shadow_allocations),
+                      state.outputs)
         state.annotations["frame_bytes"] = frame.bytes
     der.blocks = entry + forward_blocks + reverse_blocks + der.blocks
     state.annotations["tape"] = tape

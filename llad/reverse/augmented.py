@@ -49,6 +49,8 @@ class AugmentedSweep(ShadowSweep):
             self.copy(ins)
             if ins.result in self.act.pointers or ins.opcode == "call":
                 self.dispatch(ins)
+            elif ins.opcode == "store" and self.is_returned_field(ins):
+                self.returned_array_field(ins)
             self._keep(ins)
 
     def visit_ret(self, ins: Instruction) -> None:

@@ -21,13 +21,29 @@ FRAME_PTR = "%llad.framep"
 
 
 def _type_size(ty: str) -> int:
+    """Bytes for a slot of type `ty` (a struct: an upper bound, every field on 8 bytes)."""
+    ty = ty.strip()
     if ty.startswith("["):
         n, elt = ty[1:-1].split(" x ", 1)
         return int(n) * _type_size(elt.strip())
-    size = size_of(ty)
+    if ty.startswith("{"):
+        return sum((_type_size(t) + 7) // 8 * 8 for t in _fields(ty[1:-1]))
+    size = 8 if ty.endswith("*") else size_of(ty)
     if size is None:
         raise ValueError(f"split mode cannot keep a slot of type {ty}")
     return size
+
+
+def _fields(body: str) -> list[str]:
+    """The field types of a struct body, split at its top-level commas."""
+    out, depth, start = [], 0, 0
+    for i, c in enumerate(body):
+        depth += c in "{[<"
+        depth -= c in "}]>"
+        if c == "," and depth == 0:
+            out.append(body[start:i])
+            start = i + 1
+    return out + [body[start:]]
 
 
 class Frame:
@@ -70,26 +86,41 @@ def dispatch(b: Builder, primal_entry: str) -> None:
 
 
 def suspend(b: Builder, frame: Frame, ret: Instruction, rid: int, outputs) -> None:
-    """Phase 1's end at a return: keep the frame and which return this was, write the primal result."""
+    """Phase 1's end at a return: keep the frame and which return this was, write the primal result.
+
+    A returned array goes to the caller, and the frame keeps a second reference to it: phase 2 writes
+    the result again (one result type for every phase), phase 3 drops it.  The shadow of a returned
+    array is the caller's to seed: it gets its own reference (the reverse sweep releases the shadow
+    allocation's)."""
     frame.save(b)
     frame.save_return_id(b, rid)
+    if outputs.returns_array:
+        b.call("void", "NRT_incref", [("ptr", outputs.result_meminfo(b))])
+        if outputs.shadow_output:
+            b.call("void", "NRT_incref", [("ptr", outputs.result_meminfo(b, shadow=True))])
     outputs.store(b)
     b.ret("i32", "0")
 
 
-def resume(b: Builder, frame: Frame, returns: list[str], seed_type: str | None) -> None:
-    """Phase 2: the frame back, the seed into the return's shadow, then the reverse of that return."""
+def resume(b: Builder, frame: Frame, returns: list[str], seed_type: str | None, outputs) -> None:
+    """Phase 2: the frame back, the seed into the return's shadow, then the reverse of that return
+    (whose outputs take the frame's reference to a returned array, and a new one to its shadow)."""
     b.new_block("llad.resume")
     frame.restore(b)
+    if outputs.shadow_output:
+        b.call("void", "NRT_incref", [("ptr", outputs.result_meminfo(b, shadow=True))])
     if seed_type is not None:
         b.store(seed_type, SEED, '%"s0.retptr"')
     rid = frame.return_id(b)
     b.switch("i8", rid, f"rev.{returns[0]}", [(i, f"rev.{r}") for i, r in enumerate(returns) if i])
 
 
-def release(b: Builder, frame: Frame, free_all) -> None:
-    """Phase 3: the frame back, then free what the forward sweep allocated."""
+def release(b: Builder, frame: Frame, free_all, outputs) -> None:
+    """Phase 3: the frame back, then free what the forward sweep allocated (and the frame's reference
+    to a returned array)."""
     b.new_block("llad.release")
     frame.restore(b)
+    if outputs.returns_array:
+        b.call("void", "NRT_decref", [("ptr", outputs.result_meminfo(b))])
     free_all(b)
     b.ret("i32", "0")
