@@ -17,11 +17,11 @@ from .annotations import (
 from .api import autodiff, tape_report
 from .errors import ActivityError, DifferentiationError, NoRuleError, UnsupportedInstructionError
 from .inspect import dump
-from .operators import hessian, hvp
+from .operators import hessian, hvp, jacobian
 from .thunks import Tape, autodiff_thunk
 
 __all__ = ["autodiff", "dump", "Forward", "ForwardWithPrimal", "Reverse", "ReverseWithPrimal", "Const",
            "Active", "Duplicated", "DuplicatedNoNeed", "BatchDuplicated", "DifferentiationError",
-           "NoRuleError", "UnsupportedInstructionError", "ActivityError", "tape_report", "hvp", "hessian",
+           "NoRuleError", "UnsupportedInstructionError", "ActivityError", "tape_report", "hvp", "hessian", "jacobian",
            "autodiff_thunk", "ReverseSplitWithPrimal", "ReverseSplitNoPrimal", "Tape"]
 __version__ = "0.1.0"

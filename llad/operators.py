@@ -1,8 +1,10 @@
-"""Operators built on nested `autodiff`: Hessian-vector products and dense Hessians.
+"""Operators on `autodiff`: dense Jacobians, Hessian-vector products and dense Hessians.
 
-Both differentiate the gradient in forward mode (forward over reverse): `hvp` with one direction,
-`hessian` with `BatchDuplicated` directions, several Hessian columns per pass.  The gradient is an
-`@njit` function llad generates per (function, number of contexts) that calls
+`jacobian` takes forward mode (`BatchDuplicated`, several columns per pass) or reverse mode (split mode,
+one row per pass, seeding the returned array's shadow) by shape.  `hvp` and `hessian` differentiate the
+gradient in forward mode (forward over reverse): `hvp` with one direction, `hessian` with
+`BatchDuplicated` directions, several Hessian columns per pass.  The gradient is an `@njit` function
+llad generates per (function, number of contexts) that calls
 `autodiff(Reverse, f, Active, Duplicated(x, gx), Const(c)...)` inside jitted code, so the outer
 derivative sees the inner one's IR and differentiates it like any other code.
 """
@@ -14,10 +16,12 @@ import numba
 import numpy as np
 
 from . import frontend, jitted  # noqa: F401  (jitted: autodiff inside @njit, which the gradient uses)
-from .annotations import Active, BatchDuplicated, Const, Duplicated, Forward, Reverse
+from .annotations import Active, BatchDuplicated, Const, Duplicated, Forward, Reverse, ReverseSplitNoPrimal
 from .api import autodiff
+from .thunks import autodiff_thunk
 
 HESSIAN_BATCH = 8          # Hessian columns per forward pass
+JACOBIAN_BATCH = 8         # Jacobian columns per forward pass
 
 _gradients: dict = {}
 _lock = threading.Lock()
@@ -75,14 +79,55 @@ def hessian(f, x, *ctx) -> np.ndarray:
     out = np.empty((n, n), dtype=x.dtype)
     for start in range(0, n, HESSIAN_BATCH):
         cols = range(start, min(n, start + HESSIAN_BATCH))
-        directions = []
-        for j in cols:
-            e = np.zeros(n, dtype=x.dtype)
-            e[j] = 1.0
-            directions.append(e.reshape(x.shape))
         columns = tuple(np.zeros_like(x) for _ in cols)
-        autodiff(Forward, grad, BatchDuplicated(x.copy(), tuple(directions)),
+        autodiff(Forward, grad, BatchDuplicated(x.copy(), _unit_directions(x, cols)),
                  BatchDuplicated(np.zeros_like(x), columns), *(Const(c) for c in contexts))
         for j, col in zip(cols, columns):
             out[:, j] = col.reshape(-1)
+    return out
+
+
+def _unit_directions(x: np.ndarray, cols) -> tuple:
+    out = []
+    for j in cols:
+        e = np.zeros(x.size, dtype=x.dtype)
+        e[j] = 1.0
+        out.append(e.reshape(x.shape))
+    return tuple(out)
+
+
+def jacobian(f, x, *ctx) -> np.ndarray:
+    """The dense Jacobian of f(x, *ctx) (a float or a float array) with respect to x, `(f(x).size, x.size)`,
+    both flattened in C order.  Forward mode, JACOBIAN_BATCH columns per pass, unless the result has at
+    most x.size / JACOBIAN_BATCH elements: then reverse mode, one row per pass (a float result: one
+    gradient)."""
+    x = _float_array(x, "jacobian")
+    contexts = _contexts(ctx)
+    consts = tuple(Const(c) for c in contexts)
+    y = frontend.as_dispatcher(f)(x.copy(), *contexts)
+    if not isinstance(y, (float, np.floating, np.ndarray)) or (isinstance(y, np.ndarray)
+                                                               and y.dtype not in (np.float32, np.float64)):
+        raise TypeError(f"llad.jacobian: f must return a float or a float array, got {type(y).__name__}")
+    m, n = np.size(y), x.size
+    out = np.empty((m, n), dtype=x.dtype)
+    if not isinstance(y, np.ndarray):
+        gx = np.zeros_like(x)
+        autodiff(Reverse, f, Active, Duplicated(x.copy(), gx), *consts)
+        out[0] = gx.reshape(-1)
+    elif m <= n // JACOBIAN_BATCH:
+        gx = np.zeros_like(x)
+        fwd, rev = autodiff_thunk(ReverseSplitNoPrimal, f, Duplicated(x.copy(), gx), *consts)
+        for i in range(m):
+            xc = x.copy()
+            gx[...] = 0.0
+            tape, _, shadow = fwd(Duplicated(xc, gx), *consts)
+            shadow.flat[i] = 1.0
+            rev(Duplicated(xc, gx), *consts, None, tape)
+            out[i] = gx.reshape(-1)
+    else:
+        for start in range(0, n, JACOBIAN_BATCH):
+            cols = range(start, min(n, start + JACOBIAN_BATCH))
+            (tangents,) = autodiff(Forward, f, BatchDuplicated(x.copy(), _unit_directions(x, cols)), *consts)
+            for j, t in zip(cols, tangents):
+                out[:, j] = np.reshape(t, -1)
     return out
