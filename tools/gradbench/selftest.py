@@ -80,11 +80,22 @@ def check_ba(tool):
     print("ok  ba: jacobian matches finite differences of objective")
 
 
+def check_nested(tool):
+    """particle and saddle: every (outer, inner) mode pair gives GradBench's published result (its evals
+    compare at 1e-4; these at 1e-10)."""
+    for function in ("ff", "fr", "rf", "rr"):
+        w = call(tool, "particle", function, {"w": 0.0, **RUNS})
+        assert abs(w - 0.2071918746486116) < 1e-10, f"particle::{function}: {w}"
+        r = call(tool, "saddle", function, {"start": [1.0, 1.0], **RUNS})
+        assert np.abs(np.array(r) - 8.246324826140356e-06).max() < 1e-10, f"saddle::{function}: {r}"
+    print("ok  particle, saddle: ff, fr, rf, rr give GradBench's results")
+
+
 def main() -> int:
     tool = Tool(multithreaded=False)
-    for name in ("hello", "lse", "llsq", "ode", "det", "kmeans", "gmm", "lstm", "ba", "particle"):
+    for name in ("hello", "lse", "llsq", "ode", "det", "kmeans", "gmm", "lstm", "ba", "particle", "saddle", "ht"):
         response = tool.handle({"id": 0, "kind": "define", "module": name})
-        assert response["success"] == (name != "particle"), response
+        assert response["success"] == (name != "ht"), response
     assert call(tool, "hello", "double", 3.0) == 6.0 and call(tool, "hello", "square", 3.0) == 9.0
     print("ok  hello")
     check_scalar(tool, "lse", "primal", "gradient", {"x": rng.normal(size=7).tolist(), **RUNS}, ["x"])
@@ -113,6 +124,7 @@ def main() -> int:
             "sequence": rng.integers(0, 2, size=(c, b)).astype(float).tolist(), **RUNS}
     check_scalar(tool, "lstm", "objective", "jacobian", lstm, ["main_params", "extra_params"])
     check_ba(tool)
+    check_nested(tool)
     return 0
 
 

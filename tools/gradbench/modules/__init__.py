@@ -20,15 +20,7 @@ from typing import Any
 
 import numpy as np
 
-NAMES = ("hello", "lse", "llsq", "ode", "det", "kmeans", "gmm", "lstm", "ba")
-
-# Evals that need nested differentiation, which llad does not offer (see docs/gradbench.md).
-UNSUPPORTED = {
-    "particle": "needs nested AD (a gradient inside a function that is itself differentiated); "
-                "llad.autodiff cannot be called from @njit code and llad cannot differentiate its own derivatives",
-    "saddle": "needs nested AD (argmin over x of argmax over y, both by gradient descent); "
-              "llad.autodiff cannot be called from @njit code and llad cannot differentiate its own derivatives",
-}
+NAMES = ("hello", "lse", "llsq", "ode", "det", "kmeans", "gmm", "lstm", "ba", "particle", "saddle")
 
 
 @dataclass(frozen=True)
@@ -41,7 +33,7 @@ class Function:
 def load(name: str) -> ModuleType:
     """The module implementing eval `name`; KeyError if llad has none."""
     if name not in NAMES:
-        raise KeyError(UNSUPPORTED.get(name, f"no llad implementation of module {name!r}"))
+        raise KeyError(f"no llad implementation of module {name!r}")
     return importlib.import_module(f"{__name__}.{name}")
 
 
@@ -56,3 +48,26 @@ def to_float(value: Any) -> float:
 
 def to_list(value: Any) -> list:
     return np.asarray(value, dtype=np.float64).tolist()
+
+
+def multivariate_argmin(f, grad, x):
+    """GradBench's `multivariate_argmin` (its Futhark tool's solver.fut): gradient steps from x with a
+    rate that doubles after 10 improving steps and halves after a step that does not improve; stops when
+    the gradient or the step is at most 1e-5 long.  x is a float or a float array."""
+    def norm(v):
+        return float(np.sqrt(np.sum(np.square(v))))
+    fx, gx, eta, i = f(x), grad(x), 1e-5, 0
+    while True:
+        if norm(gx) <= 1e-5:
+            return x
+        if i == 10:
+            eta, i = 2.0 * eta, 0
+            continue
+        x_new = x - eta * gx
+        if norm(x - x_new) <= 1e-5:
+            return x
+        f_new = f(x_new)
+        if f_new < fx:
+            x, fx, gx, i = x_new, f_new, grad(x_new), i + 1
+        else:
+            eta, i = eta / 2.0, 0

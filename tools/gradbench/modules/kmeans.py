@@ -1,12 +1,9 @@
 """kmeans: cost = sum_i min_j |p_i - c_j|^2, and dir = J / diag(H) with J, H the gradient and
 Hessian of the cost with respect to the centroids.
 
-J comes from llad reverse mode on `cost`.  diag(H) needs a second derivative, and llad has no
-nested differentiation (a derivative cannot be differentiated again, see docs/gradbench.md).  So,
-as a last resort, `cost_gradient` is the gradient of `cost` written by hand as a plain loop, and
-llad forward mode differentiates *it*: since H is diagonal (each centroid coordinate only meets
-itself), one tangent of ones gives H @ 1 = diag(H) in a single forward pass.  The hand-written
-gradient is used only as the function that forward mode differentiates; J itself is llad's.
+J comes from llad reverse mode on `cost`, diag(H) from llad's forward-over-reverse Hessian-vector
+product (`llad.hvp`: forward mode over the reverse-mode gradient, which runs inside `@njit`): H is
+diagonal (each centroid coordinate only meets itself), so H @ 1 = diag(H) in one pass.
 """
 from __future__ import annotations
 
@@ -41,22 +38,16 @@ def cost(p, c):
 
 
 @numba.njit
-def cost_gradient(p, c, grad):
-    """Hand-written d cost / d c, only differentiated (forward mode) to get diag(H)."""
-    grad[:] = 0.0
-    for i in range(p.shape[0]):
-        j = closest_centroid(p, i, c)[0]
-        for e in range(c.shape[1]):
-            grad[j, e] += 2.0 * (c[j, e] - p[i, e])
+def cost_of_centroids(c, p):
+    """`cost` with the differentiated argument first, as `llad.hvp` takes it."""
+    return cost(p, c)
 
 
 def direction(args: tuple) -> np.ndarray:
     p, c = args
     jac = np.zeros_like(c)
     llad.autodiff(llad.Reverse, cost, p, llad.Duplicated(c, jac))
-    hess_diag = np.zeros_like(c)
-    llad.autodiff(llad.Forward, cost_gradient, p, llad.Duplicated(c, np.ones_like(c)),
-                  llad.Duplicated(np.empty_like(c), hess_diag))
+    hess_diag = llad.hvp(cost_of_centroids, c, np.ones_like(c), p)
     return jac / hess_diag
 
 
