@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import threading
+import types as pytypes
 import warnings
 from dataclasses import dataclass, field
 
 import llvmlite.binding as llvm
 import numba
 from numba.core import types
+from numba.core.caching import NullCache
 from numba.core.codegen import JITCodeLibrary
 from numba.core.registry import cpu_target
 
@@ -288,7 +290,34 @@ def _param_maps(cres, fn_ref) -> list[ParamMap]:
     return maps
 
 
-def build_primal(f, argtypes: tuple) -> PrimalModule:
+_fresh_copies: dict = {}       # dispatcher -> its uncached copy (compiled once per process)
+
+
+def _uncached_copy(dispatcher, memo: dict):
+    """A fresh dispatcher of the same Python function without Numba's disk cache, whose global @njit
+    callees with a disk cache are such copies too: its compilation records every module's IR."""
+    if id(dispatcher) in memo:
+        return memo[id(dispatcher)]
+    if dispatcher in _fresh_copies:
+        return _fresh_copies[dispatcher]
+    py = dispatcher.py_func
+    namespace = dict(py.__globals__)
+    copy = pytypes.FunctionType(py.__code__, namespace, py.__name__, py.__defaults__, py.__closure__)
+    copy.__kwdefaults__, copy.__qualname__, copy.__module__ = py.__kwdefaults__, py.__qualname__, py.__module__
+    options = {k: v for k, v in dispatcher.targetoptions.items() if k not in ("nopython", "cache")}
+    fresh = memo[id(dispatcher)] = _fresh_copies[dispatcher] = numba.njit(**options)(copy)
+    for name in py.__code__.co_names:
+        value = namespace.get(name)
+        if isinstance(value, numba.core.registry.CPUDispatcher) and not isinstance(value._cache, NullCache):
+            namespace[name] = _uncached_copy(value, memo)
+    return fresh
+
+
+def _defines(texts: list[str], entry: str) -> bool:
+    return any(f"@{entry}(" in t and "define " in t for t in texts)
+
+
+def build_primal(f, argtypes: tuple, fresh_copy: bool = False) -> PrimalModule:
     import time
 
     dispatcher = as_dispatcher(f)
@@ -297,11 +326,10 @@ def build_primal(f, argtypes: tuple) -> PrimalModule:
     t1 = time.perf_counter()
     entry = cres.fndesc.llvm_func_name
     texts, notes = _unoptimised_modules(cres)
-    if not texts or not any(entry in t for t in texts):
-        # The overload was compiled before llad was imported: compile a fresh copy to record it.
-        fresh = numba.njit(**{k: v for k, v in dispatcher.targetoptions.items() if k != "nopython"})(
-            dispatcher.py_func)
-        return build_primal(fresh, argtypes)
+    if not fresh_copy and (notes or not _defines(texts, entry)):
+        # Compiled before llad was imported, or loaded from Numba's disk cache (`cache=True`: object
+        # code only, for it and its cached callees): compile a fresh copy to record the IR.
+        return build_primal(_uncached_copy(dispatcher, {}), argtypes, fresh_copy=True)
     with _compile_lock:
         nrt.ensure_runtime()
         if nrt.powi_available:
