@@ -17,11 +17,23 @@ from .annotations import (
 from .api import autodiff, tape_report
 from .errors import ActivityError, DifferentiationError, NoRuleError, UnsupportedInstructionError
 from .inspect import dump
-from .operators import hessian, hvp, jacobian
+from .operators import (
+    derivative,
+    gradient,
+    hessian,
+    hvp,
+    jacobian,
+    make_zero,
+    prepare,
+    pullback,
+    pushforward,
+    value_and_gradient,
+)
 from .thunks import Tape, autodiff_thunk
 
 __all__ = ["autodiff", "dump", "Forward", "ForwardWithPrimal", "Reverse", "ReverseWithPrimal", "Const",
            "Active", "Duplicated", "DuplicatedNoNeed", "BatchDuplicated", "DifferentiationError",
-           "NoRuleError", "UnsupportedInstructionError", "ActivityError", "tape_report", "hvp", "hessian", "jacobian",
+           "NoRuleError", "UnsupportedInstructionError", "ActivityError", "tape_report", "hvp", "hessian", "jacobian", "derivative", "gradient", "value_and_gradient", "pushforward",
+           "pullback", "make_zero", "prepare",
            "autodiff_thunk", "ReverseSplitWithPrimal", "ReverseSplitNoPrimal", "Tape"]
 __version__ = "0.1.0"
