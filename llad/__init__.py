@@ -1,6 +1,7 @@
 """llad: a differentiating compiler for Numba functions (forward and reverse mode, Enzyme-style)."""
 from . import frontend as _frontend  # noqa: F401  (installs the IR recorder before anything compiles)
 from . import jitted as _jitted  # noqa: F401  (llad.autodiff inside @njit code)
+from . import testing  # llad.testing.check_grads
 from .annotations import (
     Active,
     BatchDuplicated,
@@ -33,7 +34,8 @@ from .thunks import Tape, autodiff_thunk
 
 __all__ = ["autodiff", "dump", "Forward", "ForwardWithPrimal", "Reverse", "ReverseWithPrimal", "Const",
            "Active", "Duplicated", "DuplicatedNoNeed", "BatchDuplicated", "DifferentiationError",
-           "NoRuleError", "UnsupportedInstructionError", "ActivityError", "tape_report", "hvp", "hessian", "jacobian", "derivative", "gradient", "value_and_gradient", "pushforward",
-           "pullback", "make_zero", "prepare",
+           "NoRuleError", "UnsupportedInstructionError", "ActivityError", "tape_report",
+           "derivative", "gradient", "value_and_gradient", "pushforward", "pullback", "jacobian", "hessian", "hvp",
+           "prepare", "make_zero", "testing",
            "autodiff_thunk", "ReverseSplitWithPrimal", "ReverseSplitNoPrimal", "Tape"]
 __version__ = "0.1.0"
