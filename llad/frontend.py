@@ -21,7 +21,7 @@ from numba.core.caching import NullCache
 from numba.core.codegen import JITCodeLibrary
 from numba.core.registry import cpu_target
 
-from . import nrt
+from . import custom, nrt
 from .errors import DifferentiationError
 from .ir.builder import new_function
 from .ir.callees import python_name
@@ -121,7 +121,7 @@ def as_dispatcher(f):
                 _py_location(f.py_func),
                 "llad cannot differentiate Numba's parallel runtime; compile the function without parallel=True",
             )
-        return f
+        return custom.entry_for(f)
     if isinstance(f, numba.core.dispatcher.Dispatcher):
         raise DifferentiationError(
             f"dispatcher of type {type(f).__name__}", _py_location(getattr(f, "py_func", None)),
@@ -248,13 +248,15 @@ def _has_attribute(fn: llvm.ValueRef, name: str) -> bool:
     return any(name in (a.decode() if isinstance(a, bytes) else str(a)).split() for a in fn.attributes)
 
 
-def pre_ad_pipeline(module: llvm.ModuleRef, entry: str) -> None:
+def pre_ad_pipeline(module: llvm.ModuleRef, entry: str, kept: frozenset = frozenset()) -> None:
     """Inline every callee and simplify, without vectorising or unrolling.  A function Numba marks
     `noinline` (the `__excinfo_unwrap_args` helper of an exception with run-time arguments) stays a call:
-    `alwaysinline` beside `noinline` is invalid IR."""
+    `alwaysinline` beside `noinline` is invalid IR; so do the functions in `kept` (custom rules)."""
     for fn in module.functions:
         if not fn.is_declaration and fn.name != entry:
-            if not _has_attribute(fn, "noinline"):
+            if fn.name in kept:
+                fn.add_function_attribute("noinline")
+            elif not _has_attribute(fn, "noinline"):
                 fn.add_function_attribute("alwaysinline")
             fn.linkage = llvm.Linkage.linkonce_odr
     tm = _target_machine()
@@ -337,7 +339,7 @@ def build_primal(f, argtypes: tuple, fresh_copy: bool = False) -> PrimalModule:
         module = llvm.parse_assembly(texts[0])
         for t in texts[1:]:
             module.link_in(llvm.parse_assembly(t))
-        pre_ad_pipeline(module, entry)
+        pre_ad_pipeline(module, entry, frozenset(custom.callees()))
     fn_ref = module.get_function(entry)
     code = dispatcher.py_func.__code__
     def_line = _def_line(dispatcher.py_func)

@@ -28,7 +28,7 @@ class Compiled:
     seconds: float
 
 
-def compile_module(text: str, name: str):
+def compile_module(text: str, name: str, libraries=()):
     """Parse, verify and finalise `text` in a new JITCodeLibrary (Numba runs its O3 on it)."""
     nrt.ensure_runtime()
     codegen = cpu_target.target_context.codegen()
@@ -40,6 +40,8 @@ def compile_module(text: str, name: str):
         lib.__dict__["_llad_unopt_texts"] = [text]
         lib.add_llvm_module(mod)
         lib.add_linking_library(rtsys.library)
+        for other in libraries:              # what the module calls without defining (custom rules' helpers)
+            lib.add_linking_library(other)
         lib.finalize()
     return lib
 
@@ -81,8 +83,8 @@ def make_entry(fn_name: str, library, return_type: types.Type, argtypes: tuple):
     return entry
 
 
-def jit_derivative(text: str, fn_name: str, return_type: types.Type, argtypes: tuple) -> Compiled:
+def jit_derivative(text: str, fn_name: str, return_type: types.Type, argtypes: tuple, libraries=()) -> Compiled:
     t0 = time.perf_counter()
-    lib = compile_module(text, fn_name)
+    lib = compile_module(text, fn_name, libraries)
     entry = make_entry(fn_name, lib, return_type, argtypes)
     return Compiled(entry, lib, time.perf_counter() - t0)

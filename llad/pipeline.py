@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from numba.core import types
 
-from . import forward, frontend, jit, reverse
+from . import custom, forward, frontend, jit, reverse
 from .analysis.activity import Activity, analyse_activity
 from .analysis.alias import AliasScopes
 from .analysis.cfg import CFG, analyse_cfg
@@ -101,6 +101,7 @@ def stage_parse(state: CompileState) -> None:
     state.fn = parse_function(primal.text, primal.entry_name)
     avoid_generated_names(state.fn)
     check_supported(state.fn, state.location)
+    custom.route_results(state.fn, state.location)
     ret = primal.return_type
     if isinstance(ret, _UNSUPPORTED_RETURNS) and ret is not types.none:
         raise DifferentiationError(f"a function returning {ret}", state.location(),
@@ -132,7 +133,7 @@ def stage_analyse(state: CompileState) -> None:
     if plan.ret_activity is not Act.CONST:
         dup_ptrs.add("retptr")
     discarded = frozenset() if plan.ret_activity is not Act.CONST else frozenset(["retptr"])
-    state.cfg = analyse_cfg(fn, state.location)
+    state.cfg = analyse_cfg(fn, state.location, reducible=plan.reverse)
     forward_spilled_pointers(fn, state.cfg.dominates, state.cfg.idom)
     state.act = analyse_activity(fn, active_params, dup_ptrs, const_ptrs, state.location, discarded)
     if plan.width > 1 and not plan.reverse:
@@ -156,6 +157,7 @@ def stage_generate(state: CompileState) -> None:
     module.carried.update(state.fn.defined)
     declare_shadow_globals(module, plan.width)
     (reverse if plan.reverse else forward).generate(state)
+    custom.define_values(module, state.fn)
     module.metadata = state.scopes.nodes()
 
 
@@ -166,7 +168,7 @@ def stage_print(state: CompileState) -> None:
 def stage_jit(state: CompileState) -> None:
     """LLVM's O3 and native code, through Numba's JIT; an @njit entry point calls it."""
     state.compiled = jit.jit_derivative(state.text, state.fname, state.outputs.numba_type,
-                                        state.outputs.numba_argtypes())
+                                        state.outputs.numba_argtypes(), state.module.libraries)
 
 
 STAGES: tuple[tuple[str, Callable[[CompileState], None]], ...] = (

@@ -142,5 +142,7 @@ NOT_EMITTED_BY_NUMBA = {"round", "rint", "nearbyint", "roundeven", "fma", "fmula
 
 def test_every_rule_has_a_case():
     covered = {c[0] for c in CASES}
-    missing = set(RULES) - covered - NOT_EMITTED_BY_NUMBA
+    # user rules (llad.custom_jvp / custom_vjp) join the table as they are used: test_custom_rules.py
+    builtin = {name for name in RULES if not name.startswith(llad.custom.VALUE_PREFIX)}
+    missing = builtin - covered - NOT_EMITTED_BY_NUMBA
     assert not missing, f"rules without a finite-difference test: {sorted(missing)}"

@@ -126,7 +126,7 @@ class ShadowSweep:
     def call_marker(self, ins: Instruction) -> None:
         pass
 
-    call_integer = call_marker
+    call_integer = call_custom = call_marker     # a custom rule's call: its result's pseudo-call is the rule
 
     def is_active(self, ins: Instruction) -> bool:
         return ins.result is not None and (ins.result in self.act.values or ins.result in self.act.pointers)

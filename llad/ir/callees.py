@@ -28,6 +28,8 @@ class CallKind(enum.Enum):
     MATH = "math"                  # a float function with a rule in llad.rules
     INDIRECT = "indirect"          # a call through a function pointer (ctypes, cffi)
     JITTED = "jitted"              # a Numba-compiled function that was not inlined (recursion)
+    CUSTOM = "custom"              # a function with a user rule (custom.py): stays a call, its result goes
+    #                                through the rule's pseudo-call, which the rules table differentiates
     UNKNOWN = "unknown"            # anything else: differentiable only if no active value reaches it
 
 
@@ -74,7 +76,8 @@ def classify(callee: str) -> CallKind:
     if rule_name(callee) is not None:
         return CallKind.MATH
     if callee.startswith("_ZN"):
-        return CallKind.JITTED
+        from ..custom import is_custom_callee
+        return CallKind.CUSTOM if is_custom_callee(callee) else CallKind.JITTED
     return CallKind.UNKNOWN
 
 

@@ -141,6 +141,8 @@ class Function:
     defined: dict[str, str] = field(default_factory=dict)        # other functions of the primal module
     attributes: str = ""          # function attributes after the parameter list (`alwaysinline`)
     linkage: str = ""             # `internal`, ...
+    # stack slots a kept call (a custom rule's function) returns its float result through (custom.py)
+    opaque_result_slots: set[str] = field(default_factory=set)
 
     def __post_init__(self):
         self.reindex()
@@ -187,6 +189,7 @@ class Module:
     carried: dict[str, str] = field(default_factory=dict)        # primal functions carried as they are
     functions: list[Function] = field(default_factory=list)
     metadata: list[str] = field(default_factory=list)            # module-level metadata nodes
+    libraries: list = field(default_factory=list)                # Numba code libraries to link (custom rules)
 
     def declare(self, name: str, ret: str, argtypes: list[str]) -> None:
         self.declarations.setdefault(name, (ret, list(argtypes)))

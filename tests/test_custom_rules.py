@@ -1,0 +1,193 @@
+"""User rules (`llad.custom_jvp`, `llad.custom_vjp`): the rule's derivative is what every mode uses
+(a deliberately scaled rule shows up in the result), against the true derivative where the rule is
+right; registration errors and unsupported calls are refused with the function's name."""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+import pytest
+
+import llad
+from llad.testing import check_grads
+
+
+@llad.custom_jvp
+@numba.njit
+def softplus(x):
+    return math.log1p(math.exp(x))
+
+
+@softplus.defjvp
+@numba.njit
+def softplus_jvp(x, dx):
+    """The stable form: d/dx log(1 + e^x) = 1 / (1 + e^-x)."""
+    return softplus(x), dx / (1.0 + math.exp(-x))
+
+
+@llad.custom_vjp
+@numba.njit
+def cubic_root(a, tol):
+    """The x with x^3 + x = a, by Newton iterations (an implicit solve: the loop is not differentiated)."""
+    x = a / 2.0
+    for _ in range(100):
+        step = (x ** 3 + x - a) / (3.0 * x * x + 1.0)
+        x -= step
+        if abs(step) < tol:
+            break
+    return x
+
+
+@numba.njit
+def cubic_root_fwd(a, tol):
+    x = cubic_root(a, tol)
+    return x, x
+
+
+@numba.njit
+def cubic_root_bwd(x, dret, sa, stol):
+    """Implicit function theorem: dx/da = 1 / (3 x^2 + 1); nothing for the tolerance."""
+    return dret / (3.0 * x * x + 1.0), None
+
+
+cubic_root.defvjp(cubic_root_fwd, cubic_root_bwd)
+
+
+@numba.njit
+def loss(x, c):
+    s = 0.0
+    for i in range(x.size):
+        s += softplus(x[i] * c) * x[i] + cubic_root(x[i], 1e-14) ** 2
+    return s
+
+
+def true_grad(x, c):
+    sig = 1.0 / (1.0 + np.exp(-x * c))
+    r = np.array([np.roots([1, 0, 1, -a])[np.abs(np.roots([1, 0, 1, -a]).imag) < 1e-9].real[0] for a in x])
+    return sig * c * x + np.log1p(np.exp(x * c)) + 2 * r / (3 * r * r + 1)
+
+
+X = np.linspace(-1.5, 2.0, 5)
+
+
+def test_every_mode_gives_the_rules_derivative():
+    expected = true_grad(X, 0.7)
+    g = np.zeros_like(X)
+    llad.autodiff(llad.Reverse, loss, llad.Duplicated(X.copy(), g), llad.Const(0.7))
+    np.testing.assert_allclose(g, expected, rtol=1e-12)
+    (t,) = llad.autodiff(llad.Forward, loss, llad.Duplicated(X.copy(), np.ones(5)), llad.Const(0.7))
+    assert abs(t - expected.sum()) < 1e-12 * abs(expected.sum())
+    (ts,) = llad.autodiff(llad.Forward, loss, llad.BatchDuplicated(X.copy(), (np.ones(5), np.arange(5.0))),
+                          llad.Const(0.7))
+    np.testing.assert_allclose(ts, [expected.sum(), expected @ np.arange(5.0)], rtol=1e-12)
+    g2 = np.zeros_like(X)
+    fwd, rev = llad.autodiff_thunk(llad.ReverseSplitNoPrimal, loss, llad.Duplicated(X.copy(), g2), llad.Const(0.7))
+    xs = X.copy()
+    tape, _, _ = fwd(llad.Duplicated(xs, g2), llad.Const(0.7))
+    rev(llad.Duplicated(xs, g2), llad.Const(0.7), 1.0, tape)
+    np.testing.assert_allclose(g2, g, rtol=1e-14)
+
+
+@numba.njit
+def gradient_inside(x, g, c):
+    llad.autodiff(llad.Reverse, loss, llad.Active, llad.Duplicated(x, g), llad.Const(c))
+
+
+def test_rules_inside_njit():
+    g = np.zeros_like(X)
+    gradient_inside(X.copy(), g, 0.7)
+    np.testing.assert_allclose(g, true_grad(X, 0.7), rtol=1e-12)
+
+
+def test_check_grads_passes_through_the_rules():
+    assert check_grads(loss, X, 0.7) >= 7
+
+
+def test_a_scaled_rule_shows_up_in_every_mode():
+    """Proof that the rule is used: the body of `f` would give cos, the rule says 5 cos."""
+    @llad.custom_jvp
+    @numba.njit
+    def sine(x):
+        return math.sin(x)
+
+    @sine.defjvp
+    @numba.njit
+    def sine_jvp(x, dx):
+        return math.sin(x), 5.0 * math.cos(x) * dx
+
+    @numba.njit
+    def f(a, b):
+        return sine(a) * b
+
+    (d,) = llad.autodiff(llad.Reverse, f, llad.Active(0.4), llad.Active(2.0))
+    assert d == pytest.approx((5 * math.cos(0.4) * 2.0, math.sin(0.4)), rel=1e-14)
+    (t,) = llad.autodiff(llad.Forward, f, llad.Duplicated(0.4, 1.0), llad.Const(2.0))
+    assert t == pytest.approx(10 * math.cos(0.4), rel=1e-14)
+    assert llad.gradient(sine, 0.4) == pytest.approx(5 * math.cos(0.4), rel=1e-14)   # f itself decorated
+
+
+def test_registration_errors_name_the_rule():
+    @llad.custom_jvp
+    @numba.njit
+    def ident(x):
+        return x
+
+    with pytest.raises(TypeError, match=r"the jvp rule of ident \(bad\) takes 1 arguments; it must take 2"):
+        @ident.defjvp
+        def bad(x):
+            return x, x
+
+    @llad.custom_vjp
+    @numba.njit
+    def two(x, y):
+        return x * y
+
+    with pytest.raises(TypeError, match=r"the bwd rule of two \(<lambda>\) takes 2 arguments; it must take 4"):
+        two.defvjp(lambda x, y: (x * y, (x, y)), lambda r, d: (d, d))
+    with pytest.raises(TypeError, match=r"decorate a @numba.njit function"):
+        llad.custom_vjp(lambda x: x)
+
+
+def test_unsupported_custom_calls_are_refused_with_their_name():
+    @llad.custom_vjp
+    @numba.njit
+    def norm(v):
+        return math.sqrt(np.sum(v * v))
+
+    @numba.njit
+    def f(v):
+        return norm(v)
+
+    with pytest.raises(llad.NoRuleError, match=r"a call to `norm` .*no rule was registered"):
+        llad.autodiff(llad.Reverse, f, llad.Duplicated(np.ones(3), np.zeros(3)))
+    norm.defvjp(lambda v: (0.0, v), lambda r, d, s: (None,))
+    with pytest.raises(llad.NoRuleError, match=r"a call to `norm\('array\(float64, 1d, C\)',\) -> float64`.*array "
+                                               r"arguments are not supported yet"):
+        llad.autodiff(llad.Reverse, f, llad.Duplicated(np.ones(3), np.zeros(3)))
+
+
+@numba.njit
+def outside_loop(x):
+    return softplus(x[0]) * x[1]
+
+
+def test_hessian_vector_product_through_a_jvp_rule():
+    """Forward over reverse differentiates the rule's helper code: Hv of softplus(x0) x1 by hand."""
+    x, v = np.array([0.3, 0.5]), np.array([1.0, -2.0])
+    s = 1.0 / (1.0 + math.exp(-0.3))
+    H = np.array([[s * (1 - s) * 0.5, s], [s, 0.0]])
+    np.testing.assert_allclose(llad.hvp(outside_loop, x, v), H @ v, rtol=1e-12)
+
+
+def test_hessian_vector_product_through_rules_in_a_loop():
+    """The custom calls inside loss's loop give that loop a second exit (their exception checks): forward
+    over reverse still differentiates it; against differences of the gradient."""
+    v = np.linspace(1.0, -1.0, 5)
+
+    def grad(x):
+        g = np.zeros(5)
+        llad.autodiff(llad.Reverse, loss, llad.Duplicated(x.copy(), g), llad.Const(0.7))
+        return g
+    fd = (grad(X + 1e-6 * v) - grad(X - 1e-6 * v)) / 2e-6
+    np.testing.assert_allclose(llad.hvp(loss, X, v, 0.7), fd, rtol=1e-6, atol=1e-8)
