@@ -103,6 +103,22 @@ def branchy(x):
     return s * s
 
 
+@numba.njit
+def multi_exit(x):
+    """Loops with a data-dependent break and an early return: their reverse sweeps have several entries,
+    which forward mode over them (HVP) must take as they are."""
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += math.sin(x[i]) * x[i] ** 2
+        if s > 2.5:
+            break
+    for j in range(x.shape[0]):
+        if x[j] > 1.4:
+            return s * x[j]
+        s += x[j] * s * 0.1
+    return s
+
+
 def _gradient(f, x, *ctx):
     g = np.zeros_like(x)
     llad.autodiff(llad.Reverse, f, llad.Active, llad.Duplicated(x.copy(), g), *(llad.Const(c) for c in ctx))
@@ -120,6 +136,8 @@ CASES = {
     "inplace": (inplace_loop, lambda r: (r.uniform(0.2, 1.5, 7),)),
     "branches": (branchy, lambda r: (r.uniform(0.2, 0.9, 6),)),
     "rosen": (rosen, lambda r: (r.uniform(-1.5, 1.5, 8),)),
+    "multi-exit-taken": (multi_exit, lambda r: (np.array([1.2, 0.9, 1.3, 1.45, 0.8, 1.1]),)),
+    "multi-exit-not-taken": (multi_exit, lambda r: (r.uniform(0.1, 0.4, 6),)),
 }
 
 

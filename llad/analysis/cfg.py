@@ -81,7 +81,9 @@ def dominators(fn: Function, rpo: list[str]) -> dict[str, str]:
     return idom
 
 
-def analyse_cfg(fn: Function, location=lambda ins: "<unknown>") -> CFG:
+def analyse_cfg(fn: Function, location=lambda ins: "<unknown>", reducible: bool = True) -> CFG:
+    """Dominators and natural loops.  `reducible`: refuse a cycle with several entries (reverse mode needs
+    every loop's structure); forward mode passes False and such a cycle is simply not a loop to it."""
     rpo = reverse_post_order(fn)
     idom = dominators(fn, rpo)
     cfg = CFG(fn, rpo, idom, [], {})
@@ -91,6 +93,8 @@ def analyse_cfg(fn: Function, location=lambda ins: "<unknown>") -> CFG:
         for s in fn.block_map[b].succs:
             if index[s] <= index[b]:          # retreating edge
                 if not cfg.dominates(s, b):
+                    if not reducible:
+                        continue
                     raise UnsupportedInstructionError(
                         "irreducible control flow", location(fn.block_map[b].terminator),
                         "rewrite the loop so it has a single entry")
