@@ -8,6 +8,8 @@ refused with a DifferentiationError.
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -214,3 +216,36 @@ def test_reverse_over_reverse_is_refused_with_a_clear_error():
     with pytest.raises(llad.DifferentiationError, match="reverse over reverse"):
         llad.autodiff(llad.Reverse, grad_then_sum, llad.Active, llad.Duplicated(x, np.zeros(5)),
                       llad.Duplicated(np.zeros(5), np.zeros(5)))
+
+
+@pytest.mark.parametrize("name", ["lstm", "ba"])
+def test_hvp_of_benchmark_kernels_with_multi_exit_loops(name):
+    """The LSTM and bundle-adjustment kernels of tools/bench (quick size): their reverse sweeps have loops
+    with several entries; forward over reverse against differences of the gradient, all differentiated
+    arguments along one direction."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tools.bench import hvp as bench_hvp
+    from tools.bench.kernels import KERNELS
+    kernel = KERNELS[name]
+    args = kernel.make_args("quick")
+    rng = np.random.default_rng(3)
+    directions = [rng.standard_normal(a.shape) if i in kernel.diff else None for i, a in enumerate(args)]
+    hvp = bench_hvp.LladHVP(kernel, args, directions)
+    got = hvp([a.copy() if isinstance(a, np.ndarray) else a for a in args])
+
+    def gradient(shift):
+        moved = [a + shift * directions[i] if i in kernel.diff else (a.copy() if isinstance(a, np.ndarray) else a)
+                 for i, a in enumerate(args)]
+        ann, gs = [], []
+        for i, a in enumerate(moved):
+            if i in kernel.diff:
+                gs.append(np.zeros_like(a))
+                ann.append(llad.Duplicated(a, gs[-1]))
+            else:
+                ann.append(llad.Const(a))
+        llad.autodiff(llad.Reverse, kernel.func, llad.Active, *ann)
+        return gs
+    h = 1e-6
+    for g, up, down in zip(got, gradient(h), gradient(-h)):
+        fd = (up - down) / (2 * h)
+        assert np.max(np.abs(g - fd)) <= 1e-5 * max(1.0, np.max(np.abs(fd)))

@@ -121,8 +121,10 @@ def _entry_block(b: Builder, state, tape: Tape, deferral: Deferral, adjoints: Ad
     # split mode seeds the return's shadow when it resumes
     state.outputs.return_slots(b, False, seed=state.plan.ret_activity is Act.ACTIVE and not split_mode)
     if shadow_allocations:
-        b.alloca("[3 x i64]", name=SHADOW_STACK)
-        b.store("[3 x i64]", "zeroinitializer", SHADOW_STACK)
+        # {count, capacity, base}: the base as a pointer, so that SROA keeps it one (an i64 slot would
+        # come back through inttoptr, which a derivative differentiated again cannot trace)
+        b.alloca("{i64, i64, ptr}", name=SHADOW_STACK)
+        b.store("{i64, i64, ptr}", "zeroinitializer", SHADOW_STACK)
     tape.allocate(b, presize=not split_mode)
     for i in sorted(facts.trip_counts):
         b.alloca("i64", name=f"%g0r.{i}")
