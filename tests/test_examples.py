@@ -20,3 +20,28 @@ def test_sumsin_example_prints_the_gradient(capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["sumsin.py"])
     runpy.run_path(str(ROOT / "examples" / "sumsin.py"), run_name="__main__")
     assert "gradient:" in capsys.readouterr().out
+
+
+def test_newton_cg_converges_with_llad_gradient_and_hvp(capsys):
+    assert _example("newton_cg.py")["main"](["--n", "10"]) < 1e-8
+    assert "Hessian-vector evaluations" in capsys.readouterr().out
+
+
+def test_ode_sensitivities_match_differences(capsys):
+    assert _example("ode_sensitivity.py")["main"](["--steps", "100"]) < 1e-6
+    assert "Jacobian (100, 5)" in capsys.readouterr().out
+
+
+def test_custom_rule_gradient_is_the_closed_form(capsys):
+    assert _example("custom_rule.py")["main"](["--n", "200", "--d", "4"]) < 1e-13
+    assert "closed form" in capsys.readouterr().out
+
+
+def test_optimizer_in_njit_matches_the_python_loop(capsys):
+    assert _example("optimizer_in_njit.py")["main"](["--steps", "50"]) == 0.0
+    assert "per step" in capsys.readouterr().out
+
+
+def test_check_gradients_example(capsys):
+    assert _example("check_gradients.py")["main"](["--atoms", "4"]) >= 7
+    assert "agree with central differences" in capsys.readouterr().out
