@@ -16,6 +16,7 @@ from .annotations import (
     ReverseWithPrimal,
 )
 from .api import autodiff, tape_report
+from .config import config
 from .custom import custom_jvp, custom_vjp
 from .errors import ActivityError, DifferentiationError, NoRuleError, UnsupportedInstructionError
 from .inspect import dump
@@ -37,6 +38,6 @@ __all__ = ["autodiff", "dump", "Forward", "ForwardWithPrimal", "Reverse", "Rever
            "Active", "Duplicated", "DuplicatedNoNeed", "BatchDuplicated", "DifferentiationError",
            "NoRuleError", "UnsupportedInstructionError", "ActivityError", "tape_report",
            "derivative", "gradient", "value_and_gradient", "pushforward", "pullback", "jacobian", "hessian", "hvp",
-           "prepare", "make_zero", "testing", "custom_jvp", "custom_vjp",
+           "prepare", "make_zero", "testing", "custom_jvp", "custom_vjp", "config",
            "autodiff_thunk", "ReverseSplitWithPrimal", "ReverseSplitNoPrimal", "Tape"]
 __version__ = "0.1.0"

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from numba.core import types
 
 from . import custom, forward, frontend, jit, reverse
+from .config import config, logger
 from .analysis.activity import Activity, analyse_activity
 from .analysis.alias import AliasScopes
 from .analysis.cfg import CFG, analyse_cfg
@@ -74,6 +75,11 @@ class Derivative:
     written: frozenset = frozenset()   # parameters whose shadows the derivative may write
     name: str = ""             # the derivative function's symbol
     frame_bytes: int = 0       # split mode: the size of a tape's frame
+
+
+def _describe(state: CompileState) -> str:
+    py = getattr(getattr(state.f, "py_func", None), "__name__", None) or getattr(state.f, "__name__", "f")
+    return f"{py}{tuple(str(t) for t in state.plan.argtypes)}"
 
 
 def location_of(primal: frontend.PrimalModule):
@@ -179,11 +185,17 @@ STAGES: tuple[tuple[str, Callable[[CompileState], None]], ...] = (
 def build_derivative(f, plan: Plan) -> Derivative:
     state = CompileState(f, plan)
     t_start = time.perf_counter()
+    verbose = config.verbose
     for name, stage in STAGES:
         t0 = time.perf_counter()
         stage(state)
         state.seconds[name] = time.perf_counter() - t0
+        if verbose:
+            logger.info("%s %s: %s %.1f ms", _describe(state), plan.mode_tag, name, 1e3 * state.seconds[name])
     state.seconds["total"] = time.perf_counter() - t_start
+    if verbose:
+        logger.info("%s %s: compiled in %.1f ms (%s)", _describe(state), plan.mode_tag,
+                    1e3 * state.seconds["total"], state.fname)
     state.seconds["pre-ad"] = state.seconds["frontend"] - state.seconds["numba"]
     state.seconds["ad"] = state.seconds["parse"] + state.seconds["analyse"] + state.seconds["generate"] + \
         state.seconds["print"]
