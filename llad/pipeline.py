@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from numba.core import types
 
 from . import custom, forward, frontend, jit, reverse
-from .config import config, logger
 from .analysis.activity import Activity, analyse_activity
 from .analysis.alias import AliasScopes
 from .analysis.cfg import CFG, analyse_cfg
 from .analysis.layout import interleaved_shadows, written_params
+from .config import config, logger
 from .errors import DifferentiationError
 from .forward.shadows import declare_shadow_globals
 from .ir.forwarding import forward_spilled_pointers
