@@ -25,6 +25,7 @@ from .annotations import (
     _classify,
     _typeof,
 )
+from .config import config
 from .outputs import array_result_in_reverse, returns_float_array
 from .pipeline import build_derivative
 from .plan import Act, Plan
@@ -163,7 +164,7 @@ def prepare(mode: Mode, f, args: tuple, interleave: bool = True):
     # split mode keeps on its tape every value it reads, so the arrays may change between its two calls
     plan = Plan(mode.reverse, mode.with_primal, ret_tag, tuple(t for t, _, _ in classified), argtypes,
                 shadowtypes, width, assume_noalias=few_arrays and not mode.split,
-                interleave=inter if any(inter) else (), split=mode.split)
+                interleave=inter if any(inter) else (), split=mode.split, vector_math=config.vector_math)
     return plan, dispatcher, classified, shadows
 
 

@@ -40,6 +40,7 @@ from .annotations import (
     DuplicatedNoNeed,
     Mode,
 )
+from .config import config
 from .plan import Act, Plan
 
 
@@ -185,7 +186,8 @@ def _plan(mode: Mode, dispatcher, ret_cls, classified) -> Plan:
     if len(widths) > 1:
         raise TypingError("llad.autodiff: every BatchDuplicated argument must have the same number of shadows")
     return Plan(mode.reverse, mode.with_primal, ret_tag, tuple(a for a, _, _, _ in classified), argtypes,
-                tuple(s for _, _, s, _ in classified), widths.pop() if widths else 1, assume_noalias=False)
+                tuple(s for _, _, s, _ in classified), widths.pop() if widths else 1, assume_noalias=False,
+                vector_math=config.vector_math)
 
 
 def _caller(d, plan: Plan):

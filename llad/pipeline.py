@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from numba.core import types
 
-from . import custom, forward, frontend, jit, reverse
+from . import custom, forward, frontend, jit, reverse, runtime
 from .analysis.activity import Activity, analyse_activity
 from .analysis.alias import AliasScopes
 from .analysis.cfg import CFG, analyse_cfg
@@ -108,6 +108,8 @@ def stage_parse(state: CompileState) -> None:
     avoid_generated_names(state.fn)
     check_supported(state.fn, state.location)
     custom.route_results(state.fn, state.location)
+    if plan.vector_math:
+        runtime.use_vector_math(state.fn)
     ret = primal.return_type
     if isinstance(ret, _UNSUPPORTED_RETURNS) and ret is not types.none:
         raise DifferentiationError(f"a function returning {ret}", state.location(),
@@ -164,6 +166,7 @@ def stage_generate(state: CompileState) -> None:
     declare_shadow_globals(module, plan.width)
     (reverse if plan.reverse else forward).generate(state)
     custom.define_values(module, state.fn)
+    runtime.define_called(module, state.fn)
     module.metadata = state.scopes.nodes()
 
 

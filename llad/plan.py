@@ -31,6 +31,7 @@ class Plan:
     report_tape: bool = False     # reverse: also return the tape's used and reserved bytes
     interleave: tuple = ()        # forward, width > 1: per parameter, one interleaved shadow (analysis.layout)
     split: bool = False           # reverse: forward and reverse sweeps as two calls (reverse/split.py)
+    vector_math: bool = False     # llad's vectorisable exp instead of libm's (llad.config.vector_math)
 
     @property
     def mode_tag(self) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from . import runtime
 from .ir.builder import Builder, fconst
+from .ir.callees import VECTORISED
 
 # Derivative arithmetic may be reassociated and contracted (as Enzyme does by default): that lets LLVM
 # vectorise tangent and adjoint reductions. No nnan/ninf: NaN and Inf still propagate exactly.
@@ -52,7 +53,10 @@ class PrimalValues:
 
 
 class MathBuilder(Builder):
-    """A Builder that also calls math functions by name (declaring, or defining, what it uses)."""
+    """A Builder that also calls math functions by name (declaring, or defining, what it uses).
+    `vector_math`: call llad's vectorisable versions where it has them (llad.config.vector_math)."""
+
+    vector_math = False
 
     def c(self, ty: str, value: float) -> str:
         return fconst(ty, value)
@@ -66,6 +70,9 @@ class MathBuilder(Builder):
             argtypes, name = [ty, "i32"], f"llvm.powi.{suffix}.i32"
         elif fn in _INTRINSICS:
             name = f"llvm.{fn}.{suffix}"
+            if self.vector_math and name in VECTORISED:
+                name = VECTORISED[name]
+                runtime.ensure(self.module, name)
         elif fn in _LLAD_FUNCTIONS:
             name = f"llad.{fn}.{suffix}"
             runtime.ensure(self.module, name)

@@ -27,6 +27,7 @@ def generate(state) -> None:
     fn = derivative_function(state.fname, state.outputs.params())
     state.module.functions.append(fn)
     b = MathBuilder(Namer("f"), state.module, fn)
+    b.vector_math = state.plan.vector_math
     b.fast = DERIVATIVE_FMF
     b.new_block("llad.entry")
     interleaved_return = "retptr" in state.interleaved

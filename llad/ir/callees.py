@@ -81,10 +81,17 @@ def classify(callee: str) -> CallKind:
     return CallKind.UNKNOWN
 
 
+# libm functions llad has its own vectorisable version of (runtime.py), and the rule each follows
+VECTORISED = {"llvm.exp.f64": "llad.exp.f64", "llvm.exp.f32": "llad.exp.f32"}
+_VECTORISED_RULES = {"llad.exp.f64": "exp", "llad.exp.f32": "exp"}
+
+
 def rule_name(callee: str) -> str | None:
-    """The rule of a math call: `llvm.sin.f64` -> `sin`, `tanhf` -> `tanh`, `numba_gammaf` -> `numba_gamma`;
-    None when llad.rules has none."""
+    """The rule of a math call: `llvm.sin.f64` -> `sin`, `tanhf` -> `tanh`, `numba_gammaf` -> `numba_gamma`,
+    `llad.exp.f64` -> `exp`; None when llad.rules has none."""
     from ..rules import RULES
+    if callee in _VECTORISED_RULES:
+        return _VECTORISED_RULES[callee]
     if callee.startswith("llvm."):
         name = callee.split(".")[1]
         return name if name in RULES else None

@@ -41,7 +41,7 @@ def generate(state) -> None:
 
     def builder(prefix: str) -> Builder:
         b = MathBuilder(Namer(prefix), state.module, der)
-        b.fast = DERIVATIVE_FMF
+        b.fast, b.vector_math = DERIVATIVE_FMF, plan.vector_math
         return b
 
     facts = reverse_facts(fn, act, cfg, {p.data_param for p in primal.params if p.is_array}, plan.assume_noalias)
