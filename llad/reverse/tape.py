@@ -106,10 +106,12 @@ class Tape:
 
     def load(self, b: Builder, name: str, ty: str, def_block: str, at_block: str) -> str:
         e = self._entry(name, ty, def_block)
-        # nothing writes the tape during the reverse sweep
+        # Not `!invariant.load`: the forward sweep of this very function wrote the record, and an invariant
+        # load claims the same value wherever the memory is dereferenceable, from its (uninitialised)
+        # allocation on: LLVM may then fold the load to undef (a kernel whose loop it unrolled became
+        # `unreachable`).  The tape's own alias scope says what the reverse sweep's stores do not touch.
         in_loop = e.loop is not None
-        return b.load(ty, self._address(b, e, "rev", at_block), invariant=in_loop,
-                      metadata=self.metadata if in_loop else ())
+        return b.load(ty, self._address(b, e, "rev", at_block), metadata=self.metadata if in_loop else ())
 
     def store(self, b: Builder, name: str, at_block: str) -> None:
         e = self.entries[name]
