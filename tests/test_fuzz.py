@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 
+import fuzz.check
 import pytest
 from fuzz.check import FAIL, KNOWN_BUG, REGRESSION_DIR, check_kernel, load_regression
 from fuzz.grammar import kernels
@@ -24,6 +25,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 QUICK_N = int(os.environ.get("LLAD_FUZZ_N", "200"))
 QUICK = dict(max_statements=3, max_depth=2)
+fuzz.check.EXTRA_MODES_EVERY = 4      # split mode and @njit on a quarter of the quick profile's kernels
 
 _seen = collections.Counter()
 

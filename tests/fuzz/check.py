@@ -21,6 +21,9 @@ Checks, in order (the first failure is reported):
 3. both against central finite differences of L along v (and along ``a`` for an Active ``a``), at two
    step sizes.  If the two differ by more than FD_TOL the sample straddles a kink or a branch flip
    and is skipped ("skip-fd"); else the AD value must match within FD_TOL.
+4. BatchDuplicated (two directions) against the single direction; ReverseSplitWithPrimal (forward
+   thunk, then reverse thunk with the seed 1.0) and `autodiff(Reverse, ...)` inside an @njit function
+   against the ReverseWithPrimal call (every EXTRA_MODES_EVERY-th kernel).
 
 A kernel whose primal raises (a division by an expression that is exactly 0) must raise the same
 exception type from llad in both modes ("raises").  Non-finite primal values are skipped.  A kernel that
@@ -50,6 +53,9 @@ DOT_TOL_F32 = 1e-4
 FD_TOL_F32 = 2e-3
 PRIMAL_TOL_F32 = 1e-6
 STEPS = (1e-5, 1e-6)
+# split mode and autodiff inside @njit are checked on every kernel whose key is a multiple of this (1: all;
+# the quick profile in tests/test_fuzz.py checks a quarter, to keep the suite's time)
+EXTRA_MODES_EVERY = 1
 
 OK, SKIP_FD, SKIP_NONFINITE, RAISES, FAIL = "ok", "skip-fd", "skip-nonfinite", "raises", "fail"
 UNSUPPORTED = "unsupported"     # a clean DifferentiationError from a kernel calling NumPy library functions
@@ -259,6 +265,68 @@ def _check_batch(llad, k: Kernel, values, v, tangent, tangents, tol) -> str | No
     return None
 
 
+def _shadows_like(llad, values, seeds) -> dict:
+    """Shadows with their arrays' layout (split mode and @njit callers require it), holding the seeds."""
+    out = {}
+    for n, s in seeds.items():
+        out[n] = llad.make_zero(values[n])
+        out[n][...] = s
+    return out
+
+
+def _njit_reverse(llad, k: Kernel, f, dup: set):
+    """An @njit function calling autodiff(Reverse, f, ...) with the kernel's annotations inside jitted code."""
+    import numba
+    params, ann = [], []
+    for n in ("x", "w", "A", "out"):
+        params.append(n)
+        if n in dup:
+            params.append(f"d{n}")
+            ann.append(f"llad.Duplicated({n}, d{n})")
+        else:
+            ann.append(f"llad.Const({n})")
+    params.append("a")
+    ann.append("llad.Active(a)" if k.a_active else "llad.Const(a)")
+    src = f"def g({', '.join(params)}):\n    return llad.autodiff(llad.Reverse, f, llad.Active, {', '.join(ann)})\n"
+    namespace = {"llad": llad, "f": f}
+    exec(compile(src, f"<fuzz @njit reverse of {k.key}>", "exec"), namespace)
+    return numba.njit(namespace["g"])
+
+
+def _check_split_and_njit(llad, k: Kernel, f, values, cot, derivs, primal, grads, tol) -> str | None:
+    """ReverseSplitWithPrimal (fwd, then rev with the seed 1.0) and Reverse inside @njit must give the
+    ReverseWithPrimal call's derivatives (shadows and the Active a's) and primal."""
+    def differs(shadows, da, label):
+        for n in grads:
+            if not _same(shadows[n], grads[n], tol):
+                return f"{label}: the derivative for {n} differs from ReverseWithPrimal's"
+        if k.a_active and not _same(da, derivs[4], tol):
+            return f"{label}: the derivative for a ({da}) differs from ReverseWithPrimal's ({derivs[4]})"
+        return None
+
+    vals = {n: _copy(x) for n, x in values.items()}
+    shadows = _shadows_like(llad, vals, {n: np.asarray(c, dtype=values[n].dtype) for n, c in cot.items()})
+    args = _args(llad, k, vals, shadows, True)
+    fwd, rev = llad.autodiff_thunk(llad.ReverseSplitWithPrimal, f, llad.Active, *args)
+    tape, p, shadow_result = fwd(*args)
+    if not _same(p, primal, tol) or shadow_result is not None:
+        return f"split mode: the forward thunk returned {p!r}, {shadow_result!r} for the primal {primal!r}, None"
+    (d,) = rev(*args, 1.0, tape)
+    bad = differs(shadows, d[4], "split mode")
+    if bad is not None:
+        return bad
+    vals = {n: _copy(x) for n, x in values.items()}
+    shadows = _shadows_like(llad, vals, {n: np.asarray(c, dtype=values[n].dtype) for n, c in cot.items()})
+    g = _njit_reverse(llad, k, f, set(shadows))
+    flat = []
+    for n in ("x", "w", "A", "out"):
+        flat.append(vals[n])
+        if n in shadows:
+            flat.append(shadows[n])
+    (d,) = g(*flat, vals["a"])
+    return differs(shadows, d[4], "autodiff inside @njit")
+
+
 def check_kernel(k: Kernel) -> Outcome:
     outcome = _check_kernel(k)
     if outcome.status == FAIL:
@@ -367,6 +435,12 @@ def _check_kernel(k: Kernel) -> Outcome:
             skipped = True
         elif da is None or min(_rel(da, x) for x in fa) > fd_tol:
             return Outcome(FAIL, "finite differences disagree with the derivative for the Active a", k, nums)
+
+    # --- split mode and autodiff inside @njit against the ReverseWithPrimal call ------------------------
+    if int(k.key, 16) % EXTRA_MODES_EVERY == 0:
+        bad = _check_split_and_njit(llad, k, f, values, cot, derivs, rprimal, grads, max(ptol, 1e-9))
+        if bad is not None:
+            return Outcome(FAIL, bad, k)
     if skipped:
         return Outcome(SKIP_FD, "finite differences at two steps disagree (kink or branch flip)", k, nums)
     return Outcome(OK, "", k, nums)
