@@ -118,7 +118,7 @@ def as_dispatcher(f):
         if f.targetoptions.get("parallel"):
             raise DifferentiationError(
                 "parallel=True",
-                _py_location(f.py_func),
+                _prange_location(f.py_func),
                 "llad cannot differentiate Numba's parallel runtime; compile the function without parallel=True",
             )
         return custom.entry_for(f)
@@ -136,6 +136,19 @@ def _py_location(fn) -> str:
     if code is None:
         return "<unknown>"
     return f"{code.co_filename}:{_def_line(fn)}"
+
+
+def _prange_location(fn) -> str:
+    """The line of the first `prange` loop of a parallel function (its `def` line when it has none)."""
+    import inspect
+    try:
+        lines, first = inspect.getsourcelines(fn)
+    except (OSError, TypeError):
+        return _py_location(fn)
+    for offset, text in enumerate(lines):
+        if "prange(" in text and not text.lstrip().startswith("#"):
+            return f"{fn.__code__.co_filename}:{first + offset}"
+    return _py_location(fn)
 
 
 def _def_line(fn) -> int:

@@ -803,3 +803,12 @@ if __name__ == "__main__":
         _m.write_docs_table("bad-inputs", _m.markdown_table())
     else:
         print(_m.markdown_table())
+
+
+def test_parallel_refusal_names_the_prange_line():
+    """docs/errors.md promises the line of the offending statement: for parallel=True, the prange loop."""
+    import inspect
+    lines, first = inspect.getsourcelines(parallel_sum.py_func)
+    prange_line = first + next(i for i, t in enumerate(lines) if "prange(" in t)
+    with pytest.raises(DifferentiationError, match=rf"at .*test_bad_inputs\.py:{prange_line}:"):
+        llad.autodiff(Reverse, parallel_sum, Duplicated(x3(), z3()))
