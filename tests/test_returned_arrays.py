@@ -259,3 +259,23 @@ def test_split_mode_array_results_free_what_they_hold():
     env = dict(os.environ, NUMBA_NRT_STATS="1")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
     assert out.split() == ["0"] * 8, out
+
+
+@numba.njit
+def pair_with_array(x):
+    y = x * 2.0
+    x[0] = x[0] * x[1]
+    return (1.0, y)
+
+
+def test_split_mode_refuses_a_result_holding_arrays_in_a_tuple():
+    """Both thunks return the primal result; for a tuple holding an array that would hand one reference to
+    two owners (heap corruption): refused before anything runs.  Reverse itself is fine."""
+    x = np.linspace(0.2, 1.0, 4)
+    with pytest.raises(llad.DifferentiationError, match=r"a result of type Tuple\(float64, array.*return the "
+                                                        r"array alone"):
+        llad.autodiff_thunk(llad.ReverseSplitWithPrimal, pair_with_array, Const, Duplicated(x.copy(), np.ones(4)))
+    dx = np.ones(4)
+    (_, (one, y)) = llad.autodiff(llad.ReverseWithPrimal, pair_with_array, Const, Duplicated(x.copy(), dx))
+    np.testing.assert_array_equal(y, 2 * x)
+    np.testing.assert_allclose(dx, [x[1], 1 + x[0], 1, 1])
