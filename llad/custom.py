@@ -60,7 +60,7 @@ class CustomRule:
 
     def defjvp(self, jvp):
         _check_arity(jvp, 2 * self._arity, f"the jvp rule of {self.name}",
-                     f"{self._arity} arguments, then their {self._arity} tangents")
+                     f"{_count(self._arity)}, then {'its tangent' if self._arity == 1 else 'their tangents'}")
         self.jvp = _as_njit(jvp, "defjvp")
         return jvp
 
@@ -116,8 +116,12 @@ def _check_arity(fn, n: int, what: str, expected: str) -> None:
     if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
         return
     if len(params) != n:
-        raise TypeError(f"llad: {what} ({getattr(py, '__name__', py)}) takes {len(params)} arguments; it must take "
+        raise TypeError(f"llad: {what} ({getattr(py, '__name__', py)}) takes {_count(len(params))}; it must take "
                         f"{n}: {expected}")
+
+
+def _count(n: int) -> str:
+    return f"{n} argument" + ("" if n == 1 else "s")
 
 
 def _as_njit(fn, what: str):

@@ -133,7 +133,7 @@ def test_registration_errors_name_the_rule():
     def ident(x):
         return x
 
-    with pytest.raises(TypeError, match=r"the jvp rule of ident \(bad\) takes 1 arguments; it must take 2"):
+    with pytest.raises(TypeError, match=r"the jvp rule of ident \(bad\) takes 1 argument; it must take 2: 1 argument, then its tangent"):
         @ident.defjvp
         def bad(x):
             return x, x
