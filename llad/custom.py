@@ -226,13 +226,13 @@ def route_results(fn: Function, location) -> None:
             _define_rule(ins.callee, rule, sig, [o.type for o in ins.operands[2:]])
             fn.opaque_result_slots.add(slot.name)
             for load in loads.get(slot.name, []):
-                _route(fn, load, ins, block)
+                _route(load, ins)
                 changed = True
     if changed:
         fn.reindex()
 
 
-def _route(fn: Function, load: Instruction, call: Instruction, block) -> None:
+def _route(load: Instruction, call: Instruction) -> None:
     """`%v = load T, ptr %slot` -> `%v.raw = load ...; %v = call T @llad.custom.value.<callee>(%v.raw, args)`."""
     raw = f"{load.result}.raw"
     value = Instruction(opcode="call", result=load.result, type=load.type,
