@@ -244,7 +244,7 @@ _WITH_DIRECTION = ("pushforward", "pullback", "hvp")
 class Prepared:
     """`prepare(op, f, x, *ctx)`: op for f, compiled ahead for arguments like x and the contexts.  Called
     as `p(x, *ctx)` (`p(x, v, *ctx)` for pushforward, pullback and hvp); returns a fresh result, or
-    writes it into `out=` (the gradient operators then accumulate straight into `out`, no allocation).
+    writes it into `out=` (the gradient operators then compute straight into `out`, no allocation).
     Pickles by reference to op and f (module-level functions)."""
 
     def __init__(self, op, f, x, *ctx):
