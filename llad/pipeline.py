@@ -122,15 +122,15 @@ def stage_parse(state: CompileState) -> None:
     elif plan.ret_activity is Act.DUP and plan.reverse:
         raise TypeError(f"llad.autodiff_thunk: return activity Duplicated is for a returned array, but "
                         f"{primal.dispatcher.py_func.__name__} returns {ret}; use Active or Const")
+    elif plan.ret_activity is not Act.CONST and not isinstance(ret, types.Float):
+        raise TypeError(f"llad.autodiff: return activity {plan.ret_activity.value!r} needs a float result, but "
+                        f"{primal.dispatcher.py_func.__name__} returns {ret}; use Const")
     if plan.split and not isinstance(ret, types.Array) and \
             cpu_target.target_context.data_model_manager[ret].contains_nrt_meminfo():
         # both thunks return the primal result; only a lone array's references are counted for that
         raise DifferentiationError(f"a result of type {ret}", state.location(),
                                    "split mode returns a result holding arrays only when it is one array; "
                                    "return the array alone, or write it into an argument")
-    elif plan.ret_activity is not Act.CONST and not isinstance(ret, types.Float):
-        raise TypeError(f"llad.autodiff: return activity {plan.ret_activity.value!r} needs a float result, but "
-                        f"{primal.dispatcher.py_func.__name__} returns {ret}; use Const")
     state.outputs = Outputs(plan, primal, state.fn.params)
 
 
