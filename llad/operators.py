@@ -141,7 +141,6 @@ def pullback(f, x, w, *ctx):
     like the result for an array result."""
     x = _differentiated(x, "pullback")
     consts = tuple(Const(c) for c in _contexts(ctx))
-    result = frontend.as_dispatcher(f)
     scalar_x = isinstance(x, float)
     gx = None if scalar_x else make_zero(x)
     arg = Active(x) if scalar_x else Duplicated(x, gx)
@@ -149,7 +148,8 @@ def pullback(f, x, w, *ctx):
     tape, _, shadow = fwd(arg, *consts)
     if shadow is None:           # a float result: w is the seed
         if not _is_float(w) and not (isinstance(w, np.ndarray) and w.ndim == 0):
-            raise TypeError(f"llad.pullback: {result.py_func.__name__} returns a float, so w must be a float")
+            raise TypeError(f"llad.pullback: {frontend.as_dispatcher(f).py_func.__name__} returns a float, so w "
+                            "must be a float")
         (derivs,) = rev(arg, *consts, float(w), tape)
     else:
         w = np.asarray(w, dtype=shadow.dtype)
