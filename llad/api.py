@@ -11,7 +11,7 @@ import numpy as np
 from numba.core import types
 from numpy.lib.array_utils import byte_bounds
 
-from . import frontend
+from . import diskcache, frontend
 from .analysis.layout import LayoutConflict
 from .annotations import (
     RETURN_ACTIVITIES,
@@ -96,19 +96,26 @@ _key_locks: dict = {}
 compile_count = {"n": 0}
 
 
-def _get_derivative(dispatcher, plan: Plan):
+def _get_derivative(dispatcher, plan: Plan, need_ir: bool = False):
+    """The derivative from memory, else from the disk cache (diskcache.py), else compiled (and written
+    to disk).  `need_ir`: one with the primal's IR (`llad.dump`), built again if the one in memory was
+    loaded from disk."""
     key = (dispatcher, plan)          # the dispatcher itself: an id could be reused after it dies
     d = _cache.get(key)
-    if d is not None:
+    if d is not None and not (need_ir and d.loaded):
         return d
     with _cache_lock:
         lock = _key_locks.setdefault(key, threading.Lock())
     with lock:
         d = _cache.get(key)
-        if d is None:
-            d = build_derivative(dispatcher, plan)
-            with _cache_lock:
-                compile_count["n"] += 1
+        if d is None or (need_ir and d.loaded):
+            digest = diskcache.key(dispatcher, plan)
+            d = None if need_ir else diskcache.load(digest, plan)
+            if d is None:
+                d = build_derivative(dispatcher, plan, diskcache.salt(digest))
+                with _cache_lock:
+                    compile_count["n"] += 1
+                diskcache.save(digest, d)
             _cache[key] = d
     return d
 
@@ -168,14 +175,14 @@ def prepare(mode: Mode, f, args: tuple, interleave: bool = True):
     return plan, dispatcher, classified, shadows
 
 
-def derivative_for(mode: Mode, f, args: tuple):
+def derivative_for(mode: Mode, f, args: tuple, need_ir: bool = False):
     """`prepare`, then the derivative: the all-split variant when interleaved layouts would meet."""
     plan, dispatcher, classified, shadows = prepare(mode, f, args)
     try:
-        return plan, dispatcher, classified, shadows, _get_derivative(dispatcher, plan)
+        return plan, dispatcher, classified, shadows, _get_derivative(dispatcher, plan, need_ir)
     except LayoutConflict:
         plan, dispatcher, classified, shadows = prepare(mode, f, args, interleave=False)
-        return plan, dispatcher, classified, shadows, _get_derivative(dispatcher, plan)
+        return plan, dispatcher, classified, shadows, _get_derivative(dispatcher, plan, need_ir)
 
 
 def _copy_back(classified, shadows, written) -> None:
@@ -208,7 +215,7 @@ def _default_return(dispatcher, argtypes, mode: Mode) -> str:
     """Active (reverse) or Duplicated (forward) for a float result, and in forward modes for a float array
     result (reverse modes refuse one: it needs a seed, which split mode takes); Const otherwise (a tuple
     result is a status the arrays a function writes come with, docs/errors.md)."""
-    ret = frontend.compile_primal(dispatcher, argtypes).signature.return_type
+    ret = diskcache.return_type(dispatcher, argtypes)       # compiles the primal unless known
     if isinstance(ret, types.Float):
         return Act.ACTIVE if mode.reverse else Act.DUP
     if returns_float_array(ret):

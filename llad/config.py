@@ -4,9 +4,10 @@
 |---|---|---|
 | `verbose` | `LLAD_VERBOSE` | log each derivative's compilation, stage by stage with its time, to the `llad` logger |
 | `vector_math` | `LLAD_VECTOR_MATH` | llad's vectorisable `exp` in derivative code instead of libm's (default off) |
+| `cache_dir` | `LLAD_CACHE_DIR` | where compiled derivatives are kept between processes (docs/cache.md); `None` (or the variable set to `""` or `none`) disables the disk cache; default: the per-user cache directory (`$XDG_CACHE_HOME/llad`, `~/.cache/llad`; `~/Library/Caches/llad` on macOS, `%LOCALAPPDATA%/llad/Cache` on Windows) |
 
-Only settings llad implements are here; the others of the API (`cache_dir`, `guard_memory`) are not
-built yet and are absent rather than accepted and ignored.
+Only settings llad implements are here; the others of the API (`guard_memory`) are not built yet and
+are absent rather than accepted and ignored.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ logger = logging.getLogger("llad")
 class Config:
     """The settings object (`llad.config`); assigning an unknown name is an error."""
 
-    __slots__ = ("_verbose", "_vector_math")
+    __slots__ = ("_verbose", "_vector_math", "_cache_dir")
 
     def __init__(self):
         self._verbose = False
@@ -31,6 +32,26 @@ class Config:
         # loop vectoriser takes the loop, and loses up to 1.6x (logsumexp) where a strict reduction keeps
         # the loop scalar, against glibc's table-driven exp
         self._vector_math = os.environ.get("LLAD_VECTOR_MATH", "0").strip().lower() in _TRUE
+        self._cache_dir = None
+        self.cache_dir = _cache_dir_from_environment()
+
+    @property
+    def cache_dir(self) -> str | None:
+        return self._cache_dir
+
+    @cache_dir.setter
+    def cache_dir(self, value) -> None:
+        """A directory (created on the first write), or None: no derivative is read from or written to disk.
+        Not part of any derivative's key: derivatives already in memory stay valid."""
+        if value is None:
+            self._cache_dir = None
+            return
+        if not isinstance(value, (str, os.PathLike)):
+            raise TypeError(f"llad.config.cache_dir must be a path or None, got {value!r}")
+        path = os.fspath(value)
+        if not path:
+            raise ValueError("llad.config.cache_dir: set None to disable the disk cache, not an empty path")
+        self._cache_dir = os.path.abspath(os.path.expanduser(path))
 
     @property
     def vector_math(self) -> bool:
@@ -58,7 +79,25 @@ class Config:
         logger.setLevel(logging.INFO if self._verbose else logging.WARNING)
 
     def __repr__(self) -> str:
-        return f"llad.config(verbose={self.verbose}, vector_math={self.vector_math})"
+        return f"llad.config(verbose={self.verbose}, vector_math={self.vector_math}, cache_dir={self.cache_dir!r})"
+
+
+def _cache_dir_from_environment() -> str | None:
+    """LLAD_CACHE_DIR when set (`""` or `none`: disabled), else the platform's per-user cache directory."""
+    env = os.environ.get("LLAD_CACHE_DIR")
+    if env is not None:
+        return None if env.strip().lower() in ("", "none") else env
+    return default_cache_dir()
+
+
+def default_cache_dir() -> str:
+    """The per-user cache directory: the one pip and Numba's users expect (XDG on Linux)."""
+    home = os.path.expanduser("~")
+    if sys.platform == "win32":
+        return os.path.join(os.environ.get("LOCALAPPDATA") or os.path.join(home, "AppData", "Local"), "llad", "Cache")
+    if sys.platform == "darwin":
+        return os.path.join(home, "Library", "Caches", "llad")
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache"), "llad")
 
 
 config = Config()

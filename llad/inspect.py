@@ -23,7 +23,7 @@ def dump(mode, f, *args, depth: str = "deriv", annotate: bool = False) -> str:
     if depth not in DEPTHS + EXTRA_DEPTHS + ("all",):
         raise ValueError(f"llad.dump: depth must be one of {', '.join(DEPTHS + EXTRA_DEPTHS)} or 'all', "
                          f"got {depth!r}")
-    d = derivative_for(mode, f, args)[-1]
+    d = derivative_for(mode, f, args, need_ir=True)[-1]     # the primal's IR, also after a disk-cache load
     if depth == "all":
         return "\n".join(f";; ===== {dp} =====\n{_depth(d, dp, annotate)}" for dp in DEPTHS)
     return _depth(d, depth, annotate)

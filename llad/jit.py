@@ -6,6 +6,7 @@ about 1 µs of dispatch, the same as calling any @njit function.
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -36,6 +37,7 @@ def compile_module(text: str, name: str, libraries=()):
         mod = llvm.parse_assembly(text)
         mod.verify()
         lib = codegen.create_library(name)
+        lib.enable_object_caching()          # keep the object code: the disk cache stores it (diskcache.py)
         # the frontend reads this text when a function calling the derivative is differentiated (nesting)
         lib.__dict__["_llad_unopt_texts"] = [text]
         lib.add_llvm_module(mod)
@@ -72,13 +74,31 @@ def make_caller(fn_name: str, library, return_type: types.Type, argtypes: tuple,
     return namespace["call"]
 
 
+def _entry_function(fn_name: str, library, return_type: types.Type, argtypes: tuple):
+    """The Python function behind the entry point.  It lives in this module (so Numba can reduce its
+    compile result for the disk cache) and is named after the derivative's symbol, so its own symbols are
+    unique whichever process compiled it."""
+    params = ", ".join(f"a{i}" for i in range(len(argtypes)))
+    qualname = "entry_" + re.sub(r"\W", "_", fn_name)
+    namespace = {"__name__": __name__, "call": make_caller(fn_name, library, return_type, argtypes, link=False)}
+    exec(compile(f"def {qualname}({params}):\n    return call({params})\n", f"<llad entry {fn_name}>", "exec"),
+         namespace)
+    return namespace[qualname]
+
+
 def make_entry(fn_name: str, library, return_type: types.Type, argtypes: tuple):
     """An @njit function calling `fn_name` with the exploded arguments of argtypes: what Python calls."""
-    params = ", ".join(f"a{i}" for i in range(len(argtypes)))
-    namespace = {"call": make_caller(fn_name, library, return_type, argtypes, link=False)}
-    exec(compile(f"def entry({params}):\n    return call({params})\n", f"<llad entry {fn_name}>", "exec"), namespace)
-    entry = njit(namespace["entry"])
+    entry = njit(_entry_function(fn_name, library, return_type, argtypes))
     entry.compile(tuple(argtypes))
+    entry.disable_compile()
+    return entry
+
+
+def entry_from_cache(fn_name: str, library, return_type: types.Type, argtypes: tuple, compiled):
+    """The entry point of `make_entry` with its compile result loaded from the disk cache (no compilation:
+    `compiled` is a Numba CompileResult rebuilt from object code)."""
+    entry = njit(_entry_function(fn_name, library, return_type, argtypes))
+    entry.add_overload(compiled)
     entry.disable_compile()
     return entry
 

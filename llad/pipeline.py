@@ -56,6 +56,7 @@ class CompileState:
     text: str = ""                                   # print: the derivative module's text
     compiled: jit.Compiled | None = None             # jit
     seconds: dict = field(default_factory=dict)
+    salt: str = ""                                   # makes the symbol unique across processes (diskcache.py)
 
 
 @dataclass
@@ -63,8 +64,8 @@ class Derivative:
     """A compiled derivative and everything `llad.dump` shows of it."""
 
     plan: Plan
-    primal: frontend.PrimalModule
-    function: Function
+    primal: frontend.PrimalModule | None     # None when loaded from the disk cache (diskcache.py)
+    function: Function | None
     text: str                  # the derivative module before optimisation
     entry: object              # callable(*flat) -> tuple
     library: object
@@ -76,6 +77,8 @@ class Derivative:
     written: frozenset = frozenset()   # parameters whose shadows the derivative may write
     name: str = ""             # the derivative function's symbol
     frame_bytes: int = 0       # split mode: the size of a tape's frame
+    function_name: str = ""    # the Python name of f
+    loaded: bool = False       # loaded from the disk cache: no primal IR (llad.dump builds it again)
 
 
 def _describe(state: CompileState) -> str:
@@ -163,7 +166,7 @@ def stage_analyse(state: CompileState) -> None:
 def stage_generate(state: CompileState) -> None:
     """The AD pass proper: forward or reverse mode builds the derivative function in llad's model."""
     primal, plan = state.primal, state.plan
-    digest = hashlib.sha1(repr((primal.entry_name, plan)).encode()).hexdigest()[:16]
+    digest = hashlib.sha1((repr((primal.entry_name, plan)) + state.salt).encode()).hexdigest()[:16]
     state.fname = f"llad.{plan.mode_tag}.{digest}"
     module = state.module = Module()
     module.header = [ln for ln in primal.text.splitlines() if ln.startswith(("target datalayout", "target triple"))]
@@ -192,8 +195,10 @@ STAGES: tuple[tuple[str, Callable[[CompileState], None]], ...] = (
     ("generate", stage_generate), ("print", stage_print), ("jit", stage_jit))
 
 
-def build_derivative(f, plan: Plan) -> Derivative:
-    state = CompileState(f, plan)
+def build_derivative(f, plan: Plan, salt: str = "") -> Derivative:
+    """Run every stage; `salt` goes into the derivative's symbol (the disk cache's key and a per-process
+    nonce), so a derivative loaded from disk never shares a symbol with one compiled here."""
+    state = CompileState(f, plan, salt=salt)
     t_start = time.perf_counter()
     verbose = config.verbose
     for name, stage in STAGES:
@@ -213,6 +218,7 @@ def build_derivative(f, plan: Plan) -> Derivative:
                    tuple(state.outputs.types), state.outputs.has_primal, state.seconds, state.annotations)
     d.name = state.fname
     d.frame_bytes = state.annotations.get("frame_bytes", 0)
+    d.function_name = state.primal.dispatcher.py_func.__name__
     d.alias_pairs = tuple(((i, -1), (j, -1)) for i, j in state.alias_pairs) + shadow_disjointness(state.primal, plan)
     written = written_params(state.fn, state.act)
     d.written = frozenset(i for i, p in enumerate(state.primal.params) if p.is_array and p.data_param in written)

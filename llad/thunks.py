@@ -49,7 +49,7 @@ class Tape:
 
     def __repr__(self) -> str:
         state = "consumed" if self.consumed else f"{self.frame.nbytes} bytes of frame"
-        return f"<llad.Tape of {self.derivative.primal.dispatcher.py_func.__name__}, {state}>"
+        return f"<llad.Tape of {self.derivative.function_name}, {state}>"
 
 
 def _release(derivative, frame, args, state) -> None:
