@@ -9,6 +9,7 @@ depth's text so `llad.dump` shows exactly what runs.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from numba.core import types
 from numba.core.registry import cpu_target
 
-from . import custom, forward, frontend, jit, reverse, runtime
+from . import blas, custom, forward, frontend, jit, reverse, runtime
 from .analysis.activity import Activity, analyse_activity
 from .analysis.alias import AliasScopes
 from .analysis.cfg import CFG, analyse_cfg
@@ -25,7 +26,7 @@ from .config import config, logger
 from .errors import DifferentiationError
 from .forward.shadows import declare_shadow_globals
 from .ir.forwarding import forward_spilled_pointers
-from .ir.model import Function, Instruction, Module, unref
+from .ir.model import Function, Instruction, Module
 from .ir.names import avoid_generated_names
 from .ir.parser import check_supported, parse_function
 from .ir.printer import print_module
@@ -112,6 +113,7 @@ def stage_parse(state: CompileState) -> None:
     avoid_generated_names(state.fn)
     check_supported(state.fn, state.location)
     custom.route_results(state.fn, state.location)
+    blas.route(state.fn, state.location)
     if plan.vector_math:
         runtime.use_vector_math(state.fn)
     ret = primal.return_type
@@ -170,14 +172,21 @@ def stage_generate(state: CompileState) -> None:
     state.fname = f"llad.{plan.mode_tag}.{digest}"
     module = state.module = Module()
     module.header = [ln for ln in primal.text.splitlines() if ln.startswith(("target datalayout", "target triple"))]
-    module.globals.update((unref("%" + g.split(" ", 1)[0][1:]), g) for g in state.fn.globals_text)
+    module.globals.update((global_name(g), g) for g in state.fn.globals_text)
     module.declarations.update(state.fn.declarations)
     module.carried.update(state.fn.defined)
     declare_shadow_globals(module, plan.width)
     (reverse if plan.reverse else forward).generate(state)
     custom.define_values(module, state.fn)
     runtime.define_called(module, state.fn)
+    blas.define_called(module, state.fn)
     module.metadata = state.scopes.nodes()
+
+
+def global_name(line: str) -> str:
+    """The name a global's definition line defines (quoted names may hold spaces: Numba's error strings)."""
+    m = re.match(r'[@%](?:"([^"]*)"|([-a-zA-Z$._0-9]+))', line)
+    return m.group(1) if m.group(1) is not None else m.group(2)
 
 
 def stage_print(state: CompileState) -> None:

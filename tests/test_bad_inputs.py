@@ -114,11 +114,6 @@ def parallel_sum(x):
 
 
 @numba.njit
-def blas_dot(x):
-    return np.dot(x, x)
-
-
-@numba.njit
 def lapack_det(a):
     return np.linalg.det(a)
 
@@ -371,9 +366,6 @@ CASES = [
     Case("parallel", "a `parallel=True` function", lambda: (Reverse, parallel_sum, [Duplicated(x3(), z3())]),
          DifferentiationError, r"cannot differentiate parallel=True at .*: llad cannot differentiate Numba's "
          r"parallel runtime", code=parallel_sum, op="parallel=True"),
-    Case("blas-dot", "`np.dot` (a BLAS call)", lambda: (Reverse, blas_dot, [Duplicated(x3(), z3())]),
-         llad.NoRuleError, r"cannot differentiate call to `numba_xxdot` at .*llad has no derivative rule",
-         code=blas_dot, op="numba_xxdot"),
     Case("lapack-det", "`np.linalg.det` (a LAPACK call)",
          lambda: (Reverse, lapack_det, [Duplicated(np.eye(3) + 0.1, np.zeros((3, 3)))]), llad.NoRuleError,
          r"call to `numba_xxgetrf`", code=lapack_det, op="numba_xxgetrf"),

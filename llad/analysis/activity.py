@@ -170,6 +170,9 @@ def _visit(fn, ins: Instruction, act: Activity, active_roots: set, const_ptrs: s
             _require_shadow_for_store(ins, roots, const_ptrs, location)
             active_roots |= roots
         return
+    if op == "call" and classify(ins.callee) is CallKind.BLAS:
+        _visit_blas(ins, act, active_roots, const_ptrs, location)
+        return
     if op == "call" and classify(ins.callee) is CallKind.MEMCPY:
         dst, src = ins.operands[0], ins.operands[1]
         if src.is_local and src.name in act.pointers and dst.is_local:
@@ -201,6 +204,22 @@ def _visit(fn, ins: Instruction, act: Activity, active_roots: set, const_ptrs: s
         _check_call(fn, ins, act, location)
         if any(_operand_active(act, o) for o in ins.operands):
             act.values.add(ins.result)
+
+
+def _visit_blas(ins: Instruction, act: Activity, active_roots: set, const_ptrs: set[str], location) -> None:
+    """A BLAS call (blas.py): its output (memory, or dot's value) is active when an input's memory is."""
+    from ..blas import blas_rule, refuse_active_scalars
+    rule = blas_rule(ins.callee)
+    refuse_active_scalars(ins, act, location)
+    if not any(ins.operands[i].is_local and ins.operands[i].name in act.pointers for i in rule.inputs):
+        return
+    if rule.output is None:
+        act.values.add(ins.result)
+        return
+    out = ins.operands[rule.output]
+    roots = act.roots.get(out.name, frozenset()) if out.is_local else frozenset()
+    _require_shadow_for_store(ins, roots, const_ptrs, location)
+    active_roots |= roots
 
 
 # operations on active floats whose non-float result legitimately carries no derivative

@@ -14,7 +14,7 @@ split argument cannot be laid out: `LayoutConflict`, and the API compiles the al
 """
 from __future__ import annotations
 
-from ..ir.callees import SIZED_FIRST, CallKind, classify, written_operands
+from ..ir.callees import SIZED_FIRST, CallKind, classify, touched_operands, written_operands
 from ..ir.model import Function
 from .activity import Activity
 
@@ -58,6 +58,11 @@ def interleaved_shadows(fn: Function, act: Activity, interleaved_params: set[str
                     join(sorted(act.roots.get(dst.name, frozenset()) | act.roots.get(src.name, frozenset())))
             elif classify(ins.callee) in SIZED_FIRST:
                 sized_first_arg.add(ins.result)
+            elif classify(ins.callee) is CallKind.BLAS:
+                # BLAS takes each shadow as a matrix of its own: k split shadows, k calls
+                for op in touched_operands(ins):
+                    if op.is_local:
+                        returned |= act.roots.get(op.name, frozenset())
     # per group: the layouts its parameters ask for; an allocation whose size llad cannot scale is split
     wants: dict = {}
     for r in set(parent) | {("alloc", a) for a in act.allocations} | (returned & active):
@@ -92,7 +97,7 @@ def written_params(fn: Function, act: Activity) -> set[str]:
         for ins in b.instructions:
             if ins.opcode == "store":
                 written = [ins.operands[1]]
-            elif ins.opcode == "call" and classify(ins.callee) in (CallKind.MEMSET, CallKind.MEMCPY):
+            elif ins.opcode == "call" and classify(ins.callee) in (CallKind.MEMSET, CallKind.MEMCPY, CallKind.BLAS):
                 written = written_operands(ins)
             else:
                 continue

@@ -125,7 +125,11 @@ def final_value_loads(fn: Function, roots: dict[str, frozenset], data_params: se
 
 def readonly_load(ins: Instruction, roots: dict[str, frozenset], written: set, data_params: set[str]) -> bool:
     """A load from array parameters the function never writes."""
-    p = ins.operands[0]
+    return readonly_pointer(ins.operands[0], roots, written, data_params)
+
+
+def readonly_pointer(p: Operand, roots: dict[str, frozenset], written: set, data_params: set[str]) -> bool:
+    """A pointer into array parameters the function never writes."""
     if not p.is_local:
         return False
     rs = roots.get(p.name)

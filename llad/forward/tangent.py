@@ -7,6 +7,7 @@ rules table; this file only knows the structural operations (phi, select, memory
 """
 from __future__ import annotations
 
+from .. import blas
 from ..ir.callees import rule_name
 from ..ir.model import Block, Instruction, is_float, ref
 from ..rules import FLOAT_CASTS, RULES, PrimalValues, Rule
@@ -138,6 +139,9 @@ class TangentSweep(ShadowSweep):
                                                  (size.type, n), ("i1", "false")])
             else:
                 self.b.memset(self.shadow(dst, j, ins), size.type, n)
+
+    def call_blas(self, ins: Instruction) -> None:
+        blas.forward(self, ins)
 
     def call_unknown(self, ins: Instruction) -> None:
         pass     # activity analysis refused it if an active value reaches it

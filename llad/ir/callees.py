@@ -30,6 +30,7 @@ class CallKind(enum.Enum):
     JITTED = "jitted"              # a Numba-compiled function that was not inlined (recursion)
     CUSTOM = "custom"              # a function with a user rule (custom.py): stays a call, its result goes
     #                                through the rule's pseudo-call, which the rules table differentiates
+    BLAS = "blas"                  # llad's form of Numba's BLAS helpers (blas.py): gemm, gemv, dot
     UNKNOWN = "unknown"            # anything else: differentiable only if no active value reaches it
 
 
@@ -46,6 +47,7 @@ _PREFIXES = (
     (("llvm.memset.",), CallKind.MEMSET),
     (("llvm.memcpy.", "llvm.memmove."), CallKind.MEMCPY),
     (("llvm.lifetime.", "llvm.assume", "llvm.expect"), CallKind.MARKER),
+    (("llad.blas.",), CallKind.BLAS),
     (("llvm.smax", "llvm.smin", "llvm.umax", "llvm.umin", "llvm.abs.", "llvm.sadd.with.overflow",
       "llvm.smul.with.overflow", "llvm.umul.with.overflow", "llvm.uadd.with.overflow", "llvm.ssub.with.overflow",
       "llvm.usub.with.overflow", "llvm.ctlz", "llvm.cttz", "llvm.ctpop", "numba_attempt_nocopy_reshape"),
@@ -115,6 +117,10 @@ def written_operands(call: Instruction) -> list[Operand]:
         return []
     if kind in (CallKind.MEMSET, CallKind.MEMCPY):
         return call.operands[:1]
+    if kind is CallKind.BLAS:
+        from ..blas import blas_rule
+        out = blas_rule(call.callee).output
+        return [] if out is None else [call.operands[out]]
     if call.callee.startswith("numba_attempt_nocopy_reshape"):
         return call.operands[_RESHAPE_WRITES:_RESHAPE_WRITES + 1]
     return [o for o in call.operands if o.type == "ptr"]
@@ -127,6 +133,9 @@ def touched_operands(call: Instruction) -> list[Operand]:
         return []
     if kind is CallKind.MEMCPY:
         return call.operands[:2]
+    if kind is CallKind.BLAS:
+        from ..blas import blas_rule
+        return [call.operands[i] for i in blas_rule(call.callee).pointers]
     return written_operands(call)
 
 

@@ -15,7 +15,7 @@ reverse sweep: recompute or tape), tape.py (the cache), deferral.py (stencil acc
 """
 from __future__ import annotations
 
-from .. import runtime
+from .. import blas, runtime
 from ..forward.shadows import derivative_function
 from ..ir.builder import Builder, Namer, fconst
 from ..ir.callees import CallKind, classify
@@ -55,7 +55,8 @@ def generate(state) -> None:
     ReverseSweep(lookup, adjoints, deferral).generate()
     reverse_blocks, der.blocks = der.blocks, []
     tape.declare_types()
-    shadow_allocations = _allocates_shadows(fn, act)
+    # the shadow stack also frees the copies BLAS rules keep (if f raises, or a split tape is dropped)
+    shadow_allocations = _allocates_shadows(fn, act) or blas.has_copies(tape)
     # the entry block's allocas are known now: everything the reverse sweep reads from the forward sweep
     _entry_block(builder("p"), state, tape, deferral, adjoints, facts, shadow_allocations)
     entry, der.blocks = der.blocks, []

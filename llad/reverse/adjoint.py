@@ -7,7 +7,7 @@ starts from zero).  Math comes from the rules table: adjoint(operand_i) += parti
 """
 from __future__ import annotations
 
-from .. import runtime
+from .. import blas, runtime
 from ..errors import UnsupportedInstructionError
 from ..ir.builder import fconst, is_const_zero
 from ..ir.callees import classify, rule_name
@@ -136,6 +136,9 @@ class AdjointVisitor:
     def call_math(self, ins: Instruction) -> None:
         if ins.result in self.act.values:
             self.apply_rule(ins, RULES[rule_name(ins.callee)])
+
+    def call_blas(self, ins: Instruction) -> None:
+        blas.reverse(self, ins)
 
     def call_alloc(self, ins: Instruction) -> None:
         if ins.result in self.act.pointers:          # the shadow's last use: free it

@@ -6,7 +6,7 @@ and stores of active memory are the reverse sweep's business.
 """
 from __future__ import annotations
 
-from .. import runtime
+from .. import blas, runtime
 from ..errors import DifferentiationError
 from ..forward.shadows import ShadowSweep, shadow_name
 from ..ir.model import Block, Instruction, ref
@@ -103,6 +103,9 @@ class AugmentedSweep(ShadowSweep):
                 "reverse mode over memory that grows with realloc (the tape of a reverse derivative: reverse "
                 "over reverse) is not supported; differentiate the gradient in forward mode (forward over "
                 "reverse) instead")
+
+    def call_blas(self, ins: Instruction) -> None:
+        blas.keep_copies(self, ins)
 
     call_free = call_refcount = call_memset = call_memcpy = call_nothing
     call_math = call_unknown = call_jitted = call_indirect = call_nothing

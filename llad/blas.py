@@ -1,0 +1,662 @@
+"""BLAS calls (`np.dot`, `@`): their derivatives, as calls of BLAS (Enzyme's BLAS rules, in llad's table).
+
+Numba lowers `np.dot` / `@` on float arrays to three helpers of its own (numba/_lapack.c), thin wrappers
+of the Fortran routines SciPy carries, column-major (a C-order matrix is its transpose to BLAS):
+
+    numba_xxdot(kind, conj, n, x, y, out)                                 *out = x . y
+    numba_xxgemv(kind, trans, m, n, *alpha, a, lda, x, *beta, y)          y = alpha op(A) x + beta y
+    numba_xxgemm(kind, ta, tb, m, n, k, *alpha, a, lda, b, ldb, *beta, c, ldc)   C = alpha op(A) op(B) + beta C
+
+`route` rewrites each call (before activity analysis) into llad's form, which passes the scalars by
+value and names the float type, so that the rules below read them like any operand:
+
+    i32 @llad.blas.gemm.f64(i8 ta, i8 tb, i64 m, i64 n, i64 k, double alpha, ptr a, i64 lda, ptr b,
+                            i64 ldb, double beta, ptr c, i64 ldc)
+    i32 @llad.blas.gemv.f64(i8 trans, i64 m, i64 n, double alpha, ptr a, i64 lda, ptr x, double beta, ptr y)
+    double @llad.blas.dot.f64(i64 n, ptr x, ptr y)      (its result stored where Numba's `out` pointed)
+
+(`.f32` for float32).  `BLAS_RULES` holds, per routine, which operands it reads and writes (for the
+analyses) and its forward and reverse rule; both generators read the table through a small context
+(`ForwardContext`, `ReverseContext`), as they read llad.rules for scalar math.  The derivatives are BLAS
+calls again: the tangent of a gemm is two gemms, its adjoint two gemms and a scaling, never a scalar loop.
+
+In the reverse sweep a rule needs the inputs' values as they were at the call.  Memory the function never
+writes (a read-only argument) is read in place; anything else is copied at the call into a buffer kept
+on the tape (`copies`), which the reverse sweep frees after use.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import NoRuleError
+from .ir.builder import Builder, fconst, new_function
+from .ir.model import Function, Instruction, Module, Operand, ref
+
+_NUMBA = {"numba_xxdot": "dot", "numba_xxgemv": "gemv", "numba_xxgemm": "gemm"}
+_KINDS = {"100": "double", "115": "float"}                        # 'd', 's' (complex: 'z', 'c' are refused)
+_TRANS = {"110": False, "78": False, "116": True, "84": True}     # 'n', 'N', 't', 'T'
+_ELEMENT_BYTES = {"double": 8, "float": 4}
+
+
+def _suffix(ty: str) -> str:
+    return "f64" if ty == "double" else "f32"
+
+
+def _char(transposed: bool) -> str:
+    return "116" if transposed else "110"
+
+
+# --- the table -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BlasRule:
+    """One routine in llad's form: operand positions of the matrices/vectors it reads (`inputs`), the
+    one it writes (`output`, None for dot, which returns its value), its scalar factors, and its rules."""
+
+    name: str
+    inputs: tuple[int, ...]
+    output: int | None
+    scalars: tuple[int, ...]
+    forward: Callable[[ForwardContext, Instruction], None]
+    reverse: Callable[[ReverseContext, Instruction], None]
+    extent: Callable[[Instruction, int], tuple[str, str, str]]    # operand -> (rows, cols, leading dim)
+
+    @property
+    def pointers(self) -> list[int]:
+        return [*self.inputs, *([] if self.output is None else [self.output])]
+
+
+def float_type(callee: str) -> str:
+    return "double" if callee.endswith(".f64") else "float"
+
+
+def blas_rule(callee: str) -> BlasRule:
+    """The rule of `llad.blas.<routine>.<f64|f32>`."""
+    return BLAS_RULES[callee.split(".")[2]]
+
+
+def _transposed(ins: Instruction, i: int) -> bool:
+    return _TRANS[ins.operands[i].text]
+
+
+# gemm: operands ta0 tb1 m2 n3 k4 alpha5 a6 lda7 b8 ldb9 beta10 c11 ldc12
+def _gemm_extent(ins: Instruction, i: int) -> tuple[str, str, str]:
+    o = [x.text for x in ins.operands]
+    m, n, k = o[2], o[3], o[4]
+    if i == 6:
+        return (k, m, o[7]) if _transposed(ins, 0) else (m, k, o[7])
+    if i == 8:
+        return (n, k, o[9]) if _transposed(ins, 1) else (k, n, o[9])
+    return m, n, o[12]
+
+
+# gemv: operands trans0 m1 n2 alpha3 a4 lda5 x6 beta7 y8 (A is m x n; x has n elements, m when transposed)
+def _gemv_extent(ins: Instruction, i: int) -> tuple[str, str, str]:
+    o = [x.text for x in ins.operands]
+    m, n = o[1], o[2]
+    if i == 4:
+        return m, n, o[5]
+    t = _transposed(ins, 0)
+    length = (m if t else n) if i == 6 else (n if t else m)
+    return length, "1", length
+
+
+def _dot_extent(ins: Instruction, i: int) -> tuple[str, str, str]:
+    n = ins.operands[0].text
+    return n, "1", n
+
+
+def _gemm_forward(c: ForwardContext, ins: Instruction) -> None:
+    """dC = beta dC + alpha op(dA) op(B) + alpha op(A) op(dB)."""
+    o, ty = [x.text for x in ins.operands], float_type(ins.callee)
+    a, b, out = ins.operands[6], ins.operands[8], ins.operands[11]
+    one = fconst(ty, 1.0)
+    for j in c.lanes(out):
+        c.scale(ty, o[2], o[3], c.shadow(out, j), o[12], o[10])
+        if c.active(a):
+            c.gemm(ty, o[0], o[1], o[2], o[3], o[4], o[5], c.shadow(a, j), o[7], o[8], o[9], one,
+                   c.shadow(out, j), o[12])
+        if c.active(b):
+            c.gemm(ty, o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7], c.shadow(b, j), o[9], one,
+                   c.shadow(out, j), o[12])
+
+
+def _gemm_reverse(c: ReverseContext, ins: Instruction) -> None:
+    """With C̄ the output's adjoint: Ā += alpha C̄ op(B)ᵀ, B̄ += alpha op(A)ᵀ C̄ (in the layout of each
+    stored matrix), then C̄ = beta C̄."""
+    ty, ops = float_type(ins.callee), ins.operands
+    if not c.active(ops[11]):
+        return
+    ta, tb = _transposed(ins, 0), _transposed(ins, 1)
+    m, n, k, alpha, lda, ldb, beta, ldc = (c.value(ops[i]) for i in (2, 3, 4, 5, 7, 9, 10, 12))
+    cbar = c.shadow(ops[11])
+    one = fconst(ty, 1.0)
+    if c.active(ops[6]):
+        abar, bval = c.shadow(ops[6]), c.memory(ins, 8)
+        if not ta:   # A is m x k: Ā += alpha C̄ (m x n) op(B)ᵀ (n x k)
+            c.gemm(ty, "110", _char(not tb), m, k, n, alpha, cbar, ldc, bval, ldb, one, abar, lda)
+        else:        # A is k x m: Ā += alpha op(B) (k x n) C̄ᵀ (n x m)
+            c.gemm(ty, _char(tb), "116", k, m, n, alpha, bval, ldb, cbar, ldc, one, abar, lda)
+    if c.active(ops[8]):
+        bbar, aval = c.shadow(ops[8]), c.memory(ins, 6)
+        if not tb:   # B is k x n: B̄ += alpha op(A)ᵀ (k x m) C̄ (m x n)
+            c.gemm(ty, _char(not ta), "110", k, n, m, alpha, aval, lda, cbar, ldc, one, bbar, ldb)
+        else:        # B is n x k: B̄ += alpha C̄ᵀ (n x m) op(A) (m x k)
+            c.gemm(ty, "116", _char(ta), n, k, m, alpha, cbar, ldc, aval, lda, one, bbar, ldb)
+    c.scale(ty, m, n, cbar, ldc, beta)
+
+
+def _gemv_forward(c: ForwardContext, ins: Instruction) -> None:
+    """dy = beta dy + alpha op(dA) x + alpha op(A) dx."""
+    o, ty = [x.text for x in ins.operands], float_type(ins.callee)
+    a, x, out = ins.operands[4], ins.operands[6], ins.operands[8]
+    length = _gemv_extent(ins, 8)[0]
+    one = fconst(ty, 1.0)
+    for j in c.lanes(out):
+        c.scale(ty, length, "1", c.shadow(out, j), length, o[7])
+        if c.active(a):
+            c.gemv(ty, o[0], o[1], o[2], o[3], c.shadow(a, j), o[5], o[6], one, c.shadow(out, j))
+        if c.active(x):
+            c.gemv(ty, o[0], o[1], o[2], o[3], o[4], o[5], c.shadow(x, j), one, c.shadow(out, j))
+
+
+def _gemv_reverse(c: ReverseContext, ins: Instruction) -> None:
+    """With ȳ the output's adjoint: Ā += alpha ȳ xᵀ (x ȳᵀ when transposed, a rank-1 gemm), x̄ += alpha
+    op(A)ᵀ ȳ, then ȳ = beta ȳ."""
+    ty, ops = float_type(ins.callee), ins.operands
+    if not c.active(ops[8]):
+        return
+    t = _transposed(ins, 0)
+    m, n, alpha, lda, beta = (c.value(ops[i]) for i in (1, 2, 3, 5, 7))
+    ybar = c.shadow(ops[8])
+    one = fconst(ty, 1.0)
+    if c.active(ops[4]):
+        xval = c.memory(ins, 6)
+        left, right = (xval, ybar) if t else (ybar, xval)      # m-vector, n-vector
+        c.gemm(ty, "110", "116", m, n, "1", alpha, left, c.at_least_one(m), right, c.at_least_one(n), one,
+               c.shadow(ops[4]), lda)
+    if c.active(ops[6]):
+        c.gemv(ty, _char(not t), m, n, alpha, c.memory(ins, 4), lda, ybar, one, c.shadow(ops[6]))
+    length = n if t else m
+    c.scale(ty, length, "1", ybar, length, beta)
+
+
+def _dot_forward(c: ForwardContext, ins: Instruction) -> None:
+    """d(x . y) = dx . y + x . dy."""
+    ty = ins.type
+    n, x, y = ins.operands
+    if not c.active(Operand(ty, ref(ins.result))):
+        return
+    lanes = []
+    for j in c.lanes(None):
+        total = fconst(ty, 0.0)
+        if c.active(x):
+            total = c.b.fadd(ty, total, c.dot(ty, n.text, c.shadow(x, j), y.text))
+        if c.active(y):
+            total = c.b.fadd(ty, total, c.dot(ty, n.text, x.text, c.shadow(y, j)))
+        lanes.append(total)
+    c.set_tangent(ins, lanes)
+
+
+def _dot_reverse(c: ReverseContext, ins: Instruction) -> None:
+    """x̄ += r̄ y, ȳ += r̄ x."""
+    ty = ins.type
+    if not c.active(Operand(ty, ref(ins.result))):
+        return
+    rbar = c.take(ins)
+    n, x, y = ins.operands
+    for mine, other in ((x, 2), (y, 1)):
+        if c.active(mine):
+            c.axpy(ty, c.value(n), rbar, c.memory(ins, other), c.shadow(mine))
+
+
+BLAS_RULES: dict[str, BlasRule] = {
+    "gemm": BlasRule("gemm", (6, 8), 11, (5, 10), _gemm_forward, _gemm_reverse, _gemm_extent),
+    "gemv": BlasRule("gemv", (4, 6), 8, (3, 7), _gemv_forward, _gemv_reverse, _gemv_extent),
+    "dot": BlasRule("dot", (1, 2), None, (), _dot_forward, _dot_reverse, _dot_extent),
+}
+
+
+# --- what the rules build with ---------------------------------------------------------------------------
+class _Calls:
+    """BLAS and helper calls, shared by both contexts.  Each is llad's null-checking version (`llad.blasrt.*`):
+    a shadow may be null where an array is sometimes one with a derivative and sometimes not (a loop
+    that starts from a Const array), and a missing shadow stands for zeros."""
+
+    b: Builder
+
+    def gemm(self, ty, ta, tb, m, n, k, alpha, a, lda, b_, ldb, beta, c, ldc) -> None:
+        args = [("i8", ta), ("i8", tb), ("i64", m), ("i64", n), ("i64", k), (ty, alpha), ("ptr", a), ("i64", lda),
+                ("ptr", b_), ("i64", ldb), (ty, beta), ("ptr", c), ("i64", ldc)]
+        _call(self.b, "void", f"llad.blasrt.gemm.{_suffix(ty)}", args)
+
+    def gemv(self, ty, trans, m, n, alpha, a, lda, x, beta, y) -> None:
+        args = [("i8", trans), ("i64", m), ("i64", n), (ty, alpha), ("ptr", a), ("i64", lda), ("ptr", x),
+                (ty, beta), ("ptr", y)]
+        _call(self.b, "void", f"llad.blasrt.gemv.{_suffix(ty)}", args)
+
+    def dot(self, ty, n, x, y) -> str:
+        return _call(self.b, ty, f"llad.blasrt.dot.{_suffix(ty)}", [("i64", n), ("ptr", x), ("ptr", y)])
+
+    def scale(self, ty, rows, cols, c, ldc, beta) -> None:
+        """c[:rows, :cols] *= beta (set to zero when beta is 0, whatever c held), skipped when beta is 1."""
+        if beta == fconst(ty, 1.0):
+            return
+        _call(self.b, "void", f"llad.blasrt.scale.{_suffix(ty)}",
+              [("i64", rows), ("i64", cols), ("ptr", c), ("i64", ldc), (ty, beta)])
+
+    def axpy(self, ty, n, a, x, y) -> None:
+        _call(self.b, "void", f"llad.blasrt.axpy.{_suffix(ty)}", [("i64", n), (ty, a), ("ptr", x), ("ptr", y)])
+
+    def at_least_one(self, n: str) -> str:
+        """BLAS wants leading dimensions >= 1, also for empty matrices."""
+        return self.b.call("i64", "llvm.smax.i64", [("i64", n), ("i64", "1")])
+
+
+class ForwardContext(_Calls):
+    """What a forward rule sees: primal values are the operands themselves, shadows per lane."""
+
+    def __init__(self, sweep, ins: Instruction):
+        self.sweep, self.b, self.ins = sweep, sweep.b, ins
+
+    def active(self, op: Operand) -> bool:
+        return op.is_local and (op.name in self.sweep.act.pointers or op.name in self.sweep.act.values)
+
+    def lanes(self, out: Operand | None) -> range:
+        return range(self.sweep.k) if out is None or self.active(out) else range(0)
+
+    def shadow(self, op: Operand, j: int) -> str | None:
+        return self.sweep.shadow(op, j, self.ins) if self.active(op) else None
+
+    def set_tangent(self, ins: Instruction, lanes: list[str]) -> None:
+        sweep = self.sweep
+        ty = ins.type
+        name = sweep.lanes.name(ins.result)
+        if not sweep.lanes.vector:
+            self.b.op("fadd", ty, lanes[0], fconst(ty, -0.0), name=name)
+        else:
+            sweep.lanes.combine(ty, lanes, name)
+
+
+class ReverseContext(_Calls):
+    """What a reverse rule sees: primal values looked up (recomputed or from the tape), the shadows, the
+    inputs' memory as it was at the call (`memory`), adjoints of a value result (`take`)."""
+
+    def __init__(self, visitor, ins: Instruction):
+        self.visitor, self.lookup, self.b, self.ins = visitor, visitor.lookup, visitor.b, ins
+        self.copies: list[str] = []
+
+    def active(self, op: Operand) -> bool:
+        act = self.lookup.act
+        return op.is_local and (op.name in act.pointers or op.name in act.values)
+
+    def value(self, op: Operand) -> str:
+        return self.lookup.need(op)
+
+    def shadow(self, op: Operand) -> str:
+        return self.lookup.need_shadow(op)
+
+    def take(self, ins: Instruction) -> str:
+        return self.visitor.take(ins)
+
+    def memory(self, ins: Instruction, i: int) -> str:
+        """Operand i's memory as the call read it: in place when the function never writes it, else the copy
+        the forward sweep kept on the tape."""
+        op = ins.operands[i]
+        if unchanged(self.lookup.facts, op):
+            return self.value(op)
+        mi = self.lookup.tape.load(self.b, copy_name(ins, i), "ptr", ins.block.name, self.lookup.block.name)
+        self.copies.append(mi)
+        return self.b.call("ptr", "NRT_MemInfo_data_fast", [("ptr", mi)])
+
+    def release(self) -> None:
+        for mi in self.copies:
+            self.b.call("void", "NRT_decref", [("ptr", mi)])
+
+
+def unchanged(facts, op: Operand) -> bool:
+    """Memory the function never writes, reached only from array arguments the API checked for aliasing."""
+    from .analysis.recompute import readonly_pointer
+    return readonly_pointer(op, facts.act.roots, facts.written, facts.data_params)
+
+
+def copy_name(ins: Instruction, i: int) -> str:
+    return f"blas.{ins.result}.{i}"
+
+
+def forward(sweep, ins: Instruction) -> None:
+    _check_layout(sweep, ins)
+    blas_rule(ins.callee).forward(ForwardContext(sweep, ins), ins)
+
+
+def reverse(visitor, ins: Instruction) -> None:
+    c = ReverseContext(visitor, ins)
+    blas_rule(ins.callee).reverse(c, ins)
+    c.release()
+
+
+def keep_copies(sweep, ins: Instruction) -> None:
+    """The augmented forward sweep, at a BLAS call: copy each input the reverse sweep reads from the tape
+    (a meminfo, so the shadow stack frees it if the reverse sweep never runs), and keep it there."""
+    rule = blas_rule(ins.callee)
+    for i in rule.inputs:
+        name = copy_name(ins, i)
+        if not sweep.tape.is_cached(name):
+            continue
+        rows, cols, ld = rule.extent(ins, i)
+        b = sweep.b
+        elements = _call(b, "i64", "llad.blasrt.extent", [("i64", rows), ("i64", cols), ("i64", ld)])
+        nbytes = b.op("mul", "i64", elements, str(_ELEMENT_BYTES[float_type(ins.callee)]))
+        _ensure(b.module, "llad.blasrt.copy")
+        b.call("ptr", "llad.blasrt.copy", [("ptr", ins.operands[i].text), ("i64", nbytes)], name=ref(name))
+        b.call("void", "llad.shadows.push", [("ptr", "%llad.shadows"), ("ptr", ref(name))])
+        sweep.tape.store(b, name, ins.block.name)
+
+
+def has_copies(tape) -> bool:
+    return any(name.startswith("blas.") for name in tape.entries)
+
+
+def _check_layout(sweep, ins: Instruction) -> None:
+    for i in blas_rule(ins.callee).pointers:
+        op = ins.operands[i]
+        if op.is_local and op.name in sweep.interleaved:
+            raise AssertionError(f"interleaved shadow reached BLAS call {ins.callee}")   # analysis.layout splits them
+
+
+# --- routing: Numba's calls into llad's form -------------------------------------------------------------
+def route(fn: Function, location) -> None:
+    """Rewrite Numba's BLAS helper calls into llad's form (see the module docstring); calls llad has no
+    rule for (complex kinds, a transpose flag or scale factor it cannot read) are left as they are, and
+    activity analysis refuses them if a derivative reaches them."""
+    changed, slots = False, set()
+    for block in fn.blocks:
+        for ins in list(block.instructions):
+            routine = _NUMBA.get(ins.callee) if ins.opcode == "call" else None
+            if routine is None or ins.operands[0].text not in _KINDS:
+                continue
+            ty = _KINDS[ins.operands[0].text]
+            new = _ROUTERS[routine](ins, ty)
+            if new is None:
+                continue
+            at = block.instructions.index(ins)
+            block.instructions[at:at + 1] = new
+            for x in new:
+                x.block = block
+            slots |= {o.name for o in ins.operands if o.is_local and o.type == "ptr"}
+            changed = True
+    if changed:
+        _forward_dot_results(fn)
+        _drop_write_only_slots(fn, slots)
+        fn.reindex()
+
+
+def _scalar(call: Instruction, op: Operand, ty: str) -> Operand | None:
+    """The value Numba stored in the stack slot it passes a scale factor through: the last store to it
+    before the call, in the call's block."""
+    if not op.is_local:
+        return None
+    ins = call.block.instructions
+    for prev in reversed(ins[:ins.index(call)]):
+        if prev.opcode == "store" and prev.operands[1].text == op.text:
+            return prev.operands[0] if prev.operands[0].type == ty else None
+        if prev.opcode == "call" and any(o.text == op.text for o in prev.operands):
+            return None
+    return None
+
+
+def _route_gemm(ins: Instruction, ty: str) -> list[Instruction] | None:
+    o = ins.operands
+    alpha, beta = _scalar(ins, o[6], ty), _scalar(ins, o[11], ty)
+    if alpha is None or beta is None or o[1].text not in _TRANS or o[2].text not in _TRANS:
+        return None
+    ops = [o[1], o[2], o[3], o[4], o[5], alpha, o[7], o[8], o[9], o[10], beta, o[12], o[13]]
+    return [Instruction("call", ins.result, "i32", [Operand(x.type, x.text) for x in ops],
+                        callee=f"llad.blas.gemm.{_suffix(ty)}")]
+
+
+def _route_gemv(ins: Instruction, ty: str) -> list[Instruction] | None:
+    o = ins.operands
+    alpha, beta = _scalar(ins, o[4], ty), _scalar(ins, o[8], ty)
+    if alpha is None or beta is None or o[1].text not in _TRANS:
+        return None
+    ops = [o[1], o[2], o[3], alpha, o[5], o[6], o[7], beta, o[9]]
+    return [Instruction("call", ins.result, "i32", [Operand(x.type, x.text) for x in ops],
+                        callee=f"llad.blas.gemv.{_suffix(ty)}")]
+
+
+def _route_dot(ins: Instruction, ty: str) -> list[Instruction] | None:
+    """`%s = call i32 @numba_xxdot(kind, conj, n, x, y, out)` -> `%s.v = call T @llad.blas.dot(n, x, y)`,
+    `store T %s.v, ptr out`; the status (always 0 once the primal compiled) becomes `add i32 0, 0`."""
+    o = ins.operands
+    value = f"{ins.result}.v"
+    call = Instruction("call", value, ty, [Operand("i64", o[2].text), Operand("ptr", o[3].text),
+                                           Operand("ptr", o[4].text)], callee=f"llad.blas.dot.{_suffix(ty)}")
+    store = Instruction("store", None, ty, [Operand(ty, ref(value)), Operand("ptr", o[5].text)],
+                        align=_ELEMENT_BYTES[ty])
+    status = Instruction("add", ins.result, "i32", [Operand("i32", "0"), Operand("i32", "0")])
+    return [call, store, status]
+
+
+_ROUTERS = {"gemm": _route_gemm, "gemv": _route_gemv, "dot": _route_dot}
+
+
+def _forward_dot_results(fn: Function) -> None:
+    """A dot's result stored into a stack slot (Numba's `out` for a scalar result) and loaded right
+    after: the loads take the value itself, and the slot's stores and loads go (llad gives no shadow to
+    stack slots).  Only when every load of the slot reads that store: later in its block, or at the top
+    of a successor block, with no other store to the slot in between."""
+    from .ir.forwarding import _rewrite_uses, base_alloca
+    fn.reindex()
+    users = fn.users()
+    for block in fn.blocks:
+        for ins in list(block.instructions):
+            if ins.opcode != "store" or not ins.operands[0].is_local or not ins.operands[1].is_local:
+                continue
+            src, slot = fn.defs.get(ins.operands[0].name), ins.operands[1].name
+            if src is None or src.opcode != "call" or not src.callee.startswith("llad.blas.dot.") or \
+                    fn.defs.get(slot) is None or fn.defs[slot].opcode != "alloca" or base_alloca(fn, slot) != slot:
+                continue
+            touching = users.get(slot, [])
+            loads = [u for u in touching if u.opcode == "load"]
+            if any(u.opcode not in ("load", "store") and not u.callee.startswith("llvm.lifetime.") for u in touching) \
+                    or any(u.opcode == "store" and u.operands[0].text == ref(slot) for u in touching) \
+                    or not all(_reads_store(ld, ins, slot) for ld in loads):
+                continue
+            _rewrite_uses(fn, {ld.result: ins.operands[0] for ld in loads})
+            for u in touching:
+                if u.opcode in ("load", "store"):
+                    u.block.instructions.remove(u)
+            users = fn.users()
+
+
+def _drop_write_only_slots(fn: Function, candidates: set[str]) -> None:
+    """Stack slots that held a scale factor for Numba's helper, now only written: their stores and
+    lifetime markers go (float stores to stack slots would otherwise look like untraceable memory)."""
+    fn.reindex()
+    users = fn.users()
+    for slot in candidates:
+        if slot not in fn.defs or fn.defs[slot].opcode != "alloca":
+            continue
+        touching = users.get(slot, [])
+        if all((u.opcode == "store" and u.operands[1].text == ref(slot) and u.operands[0].text != ref(slot))
+               or u.callee.startswith("llvm.lifetime.") for u in touching):
+            for u in touching:
+                u.block.instructions.remove(u)
+
+
+def _reads_store(load: Instruction, store: Instruction, slot: str) -> bool:
+    """Whether `load` reads what `store` wrote: it follows in the same block, or the store's block ends
+    without another write and the load's block (a successor) has none before the load."""
+    def writes(ins):
+        return ins.opcode == "store" and ins.operands[1].text == ref(slot)
+    sb = store.block.instructions
+    after = sb[sb.index(store) + 1:]
+    if load.block is store.block:
+        return load in after and not any(writes(i) for i in after[:after.index(load)])
+    lb = load.block.instructions
+    return load.block.name in store.block.succs and len(load.block.preds) == 1 and \
+        not any(writes(i) for i in after) and not any(writes(i) for i in lb[:lb.index(load)])
+
+
+# --- definitions in the derivative module ------------------------------------------------------------------
+def _params(routine: str, ty: str) -> list[tuple[str, str]]:
+    """The parameters of llad's form of a routine (module docstring)."""
+    return {
+        "gemm": [("i8", "ta"), ("i8", "tb"), ("i64", "m"), ("i64", "n"), ("i64", "k"), (ty, "alpha"), ("ptr", "a"),
+                 ("i64", "lda"), ("ptr", "b"), ("i64", "ldb"), (ty, "beta"), ("ptr", "c"), ("i64", "ldc")],
+        "gemv": [("i8", "t"), ("i64", "m"), ("i64", "n"), (ty, "alpha"), ("ptr", "a"), ("i64", "lda"),
+                 ("ptr", "x"), (ty, "beta"), ("ptr", "y")],
+        "dot": [("i64", "n"), ("ptr", "x"), ("ptr", "y")],
+    }[routine]
+
+
+def _define_routine(module: Module, routine: str, ty: str) -> None:
+    """llad.blas.<routine>: Numba's helper, with the scale factors passed in stack slots and the result
+    of dot returned."""
+    params = _params(routine, ty)
+    ret = ty if routine == "dot" else "i32"
+    b = new_function(f"llad.blas.{routine}.{_suffix(ty)}", ret, params, module, attributes="alwaysinline",
+                     linkage="internal")
+    kind = ("i8", "100" if ty == "double" else "115")
+    args = [(t, f"%{n}") for t, n in params]
+    if routine == "dot":
+        out = b.alloca(ty)
+        b.call("i32", "numba_xxdot", [kind, ("i8", "0"), *args, ("ptr", out)])
+        b.ret(ty, b.load(ty, out))
+        return
+    args = [("ptr", _spill(b, ty, v)) if t == ty else (t, v) for t, v in args]
+    b.ret("i32", b.call("i32", f"numba_xx{routine}", [kind, *args]))
+
+
+def _define_guarded(module: Module, routine: str, ty: str) -> None:
+    """llad.blasrt.<routine>: llad.blas.<routine> unless one of its arrays is null (a missing shadow, which
+    stands for zeros: nothing to add, or a zero dot product)."""
+    params = _params(routine, ty)
+    ret = ty if routine == "dot" else "void"
+    b = new_function(f"llad.blasrt.{routine}.{_suffix(ty)}", ret, params, module, attributes="alwaysinline",
+                     linkage="internal")
+    present = "true"
+    for t, n in params:
+        if t == "ptr":
+            present = b.op("and", "i1", present, b.icmp("ne", "ptr", f"%{n}", "null"))
+    b.cbr(present, "call", "skip")
+    b.new_block("call")
+    r = _call(b, ret if routine == "dot" else "i32", f"llad.blas.{routine}.{_suffix(ty)}",
+              [(t, f"%{n}") for t, n in params])
+    if routine == "dot":
+        b.ret(ty, r)
+    else:
+        b.ret()
+    b.new_block("skip")
+    if routine == "dot":
+        b.ret(ty, fconst(ty, 0.0))
+    else:
+        b.ret()
+
+
+def _spill(b: Builder, ty: str, v: str) -> str:
+    slot = b.alloca(ty)
+    b.store(ty, v, slot)
+    return slot
+
+
+def _define_scale(module: Module, ty: str) -> None:
+    """c[i + j ldc] = beta == 0 ? 0 : beta c[i + j ldc] for i < rows, j < cols (nothing when c is null)."""
+    params = [("i64", "rows"), ("i64", "cols"), ("ptr", "c"), ("i64", "ldc"), (ty, "beta")]
+    b = new_function(f"llad.blasrt.scale.{_suffix(ty)}", "void", params, module, attributes="alwaysinline",
+                     linkage="internal")
+    nonempty = b.op("and", "i1", b.icmp("sgt", "i64", "%rows", "0"), b.icmp("sgt", "i64", "%cols", "0"))
+    nonempty = b.op("and", "i1", nonempty, b.icmp("ne", "ptr", "%c", "null"))
+    zero = b.fcmp("oeq", ty, "%beta", fconst(ty, 0.0))
+    b.cbr(nonempty, "col", "done")
+    b.new_block("col")
+    j = b.phi("i64", [("0", "entry"), ("%j1", "next")], name="%j")
+    base = b.gep(ty, "%c", [("i64", b.op("mul", "i64", j, "%ldc"))])
+    b.br("row")
+    b.new_block("row")
+    i = b.phi("i64", [("0", "col"), ("%i1", "row")], name="%i")
+    p = b.gep(ty, base, [("i64", i)])
+    scaled = b.op("fmul", ty, b.load(ty, p), "%beta")
+    b.store(ty, b.select(zero, ty, fconst(ty, 0.0), scaled), p)
+    b.op("add", "i64", i, "1", name="%i1")
+    b.cbr(b.icmp("slt", "i64", "%i1", "%rows"), "row", "next")
+    b.new_block("next")
+    b.op("add", "i64", j, "1", name="%j1")
+    b.cbr(b.icmp("slt", "i64", "%j1", "%cols"), "col", "done")
+    b.new_block("done")
+    b.ret()
+
+
+def _define_axpy(module: Module, ty: str) -> None:
+    """y[i] += a x[i] for i < n (contiguous: what Numba's dot reads; nothing when y is null)."""
+    params = [("i64", "n"), (ty, "a"), ("ptr", "x"), ("ptr", "y")]
+    b = new_function(f"llad.blasrt.axpy.{_suffix(ty)}", "void", params, module, attributes="alwaysinline",
+                     linkage="internal")
+    b.cbr(b.op("and", "i1", b.icmp("sgt", "i64", "%n", "0"), b.icmp("ne", "ptr", "%y", "null")), "loop", "done")
+    b.new_block("loop")
+    i = b.phi("i64", [("0", "entry"), ("%i1", "loop")], name="%i")
+    py = b.gep(ty, "%y", [("i64", i)])
+    b.store(ty, b.op("fadd", ty, b.load(ty, py), b.op("fmul", ty, "%a", b.load(ty, b.gep(ty, "%x", [("i64", i)])),
+                                                      ("contract",)), ("contract",)), py)
+    b.op("add", "i64", i, "1", name="%i1")
+    b.cbr(b.icmp("slt", "i64", "%i1", "%n"), "loop", "done")
+    b.new_block("done")
+    b.ret()
+
+
+def _define_extent(module: Module) -> None:
+    """Elements a column-major rows x cols matrix with leading dimension ld spans: ld (cols - 1) + rows,
+    0 when it is empty."""
+    params = [("i64", "rows"), ("i64", "cols"), ("i64", "ld")]
+    b = new_function("llad.blasrt.extent", "i64", params, module, attributes="alwaysinline", linkage="internal")
+    span = b.op("add", "i64", b.op("mul", "i64", "%ld", b.op("add", "i64", "%cols", "-1")), "%rows")
+    empty = b.op("or", "i1", b.icmp("sle", "i64", "%rows", "0"), b.icmp("sle", "i64", "%cols", "0"))
+    b.ret("i64", b.select(empty, "i64", "0", span))
+
+
+def _define_copy(module: Module) -> None:
+    """A meminfo holding a copy of `bytes` bytes at `src` (at least one byte: NRT wants a size)."""
+    b = new_function("llad.blasrt.copy", "ptr", [("ptr", "src"), ("i64", "bytes")], module,
+                     attributes="alwaysinline", linkage="internal")
+    size = b.call("i64", "llvm.umax.i64", [("i64", "%bytes"), ("i64", "8")])
+    mi = b.call("ptr", "NRT_MemInfo_alloc_aligned", [("i64", size), ("i32", "32")])
+    data = b.call("ptr", "NRT_MemInfo_data_fast", [("ptr", mi)])
+    b.call("void", "llvm.memcpy.p0.p0.i64", [("ptr", data), ("ptr", "%src"), ("i64", "%bytes"), ("i1", "false")])
+    b.ret("ptr", mi)
+
+
+_DEFINITIONS: dict[str, Callable[[Module], None]] = {
+    **{f"llad.{prefix}.{r}.{_suffix(t)}": (lambda m, f=f, r=r, t=t: f(m, r, t))
+       for prefix, f in (("blas", _define_routine), ("blasrt", _define_guarded))
+       for r in ("gemm", "gemv", "dot") for t in ("double", "float")},
+    **{f"llad.blasrt.{r}.{_suffix(t)}": (lambda m, f=f, t=t: f(m, t))
+       for r, f in (("scale", _define_scale), ("axpy", _define_axpy)) for t in ("double", "float")},
+    "llad.blasrt.extent": _define_extent,
+    "llad.blasrt.copy": _define_copy,
+}
+
+
+def _ensure(module: Module, name: str) -> None:
+    if name in _DEFINITIONS and name not in module.carried and not any(f.name == name for f in module.functions):
+        _DEFINITIONS[name](module)
+
+
+def _call(b: Builder, ret: str, name: str, args: list[tuple[str, str]]) -> str:
+    _ensure(b.module, name)
+    return b.call(ret, name, args)
+
+
+def define_called(module: Module, fn: Function) -> None:
+    """Define the llad.blas functions the primal (as the derivative copies it) calls."""
+    for block in fn.blocks:
+        for ins in block.instructions:
+            if ins.opcode == "call" and ins.callee in _DEFINITIONS:
+                _ensure(module, ins.callee)
+
+
+def refuse_active_scalars(ins: Instruction, act, location) -> None:
+    rule = blas_rule(ins.callee)
+    if any(ins.operands[i].is_local and ins.operands[i].name in act.values for i in rule.scalars):
+        raise NoRuleError(f"a BLAS {rule.name} whose scale factor carries a derivative", location(ins),
+                          "llad's BLAS rules take alpha and beta as constants (as np.dot and @ pass them)")

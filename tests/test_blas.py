@@ -1,0 +1,233 @@
+"""BLAS rules (llad/blas.py): `np.dot` and `@` on float arrays, in every mode and activity combination
+(`check_grads`: central differences and the dot-product test between modes), against hand-derived
+gradients, without leaks; the derivative is BLAS calls, not loops."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import llad
+from llad.testing import check_grads
+
+
+@numba.njit
+def least_squares(A, x, b):             # gemv, then elementwise
+    r = A @ x - b
+    return np.sum(r * r)
+
+
+@numba.njit
+def chained(A, B):                      # gemm of a temporary: its inputs are copied for the reverse sweep
+    C = A @ B
+    D = C.T @ A
+    return np.sum(np.sin(D))
+
+
+@numba.njit
+def written_after(A, x):                # the input is overwritten after the call: copied, not read in place
+    y = A @ x
+    A[0, 0] = 5.0 * A[0, 0]
+    return np.sum(y * y) + A[0, 0]
+
+
+@numba.njit
+def recurrent(W, x0, steps):            # gemv in a loop; x starts as a copy of a Const array: mixed shadows
+    x = x0.copy()
+    s = 0.0
+    for _ in range(steps):
+        x = np.tanh(W @ x)
+        s += np.dot(x, x)
+    return s
+
+
+@numba.njit
+def vector_matrix(x, A):                # vector @ matrix: gemv with the transposed flag
+    return np.sum(np.exp(x @ A))
+
+
+@numba.njit
+def against_transpose(A, B):            # a transposed view
+    return np.sum((A @ B.T) ** 2)
+
+
+@numba.njit
+def strided(A, x):                      # non-contiguous views (Numba copies them for BLAS)
+    return np.sum((A[:, ::2] @ x[::2]) ** 2)
+
+
+@numba.njit
+def one_row(A, B):                      # a 1 x n result: Numba's gemv path of a matrix product
+    return np.sum((A[0:1, :] @ B) ** 2)
+
+
+@numba.njit
+def into_out(A, B, C):                  # np.dot with out=: C's old values (and derivative) are overwritten
+    np.dot(A, B, C)
+    return np.sum(C * C)
+
+
+@numba.njit
+def empty_inner(A, B):                  # k = 0: the product is zeros
+    return np.sum(A @ B) + 1.0
+
+
+@numba.njit
+def dot_value(x, y):                    # a scalar dot product (its value goes through a stack slot)
+    return np.dot(x, y) * np.dot(x, x)
+
+
+def _rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def _cases():
+    r = _rng()
+    f32 = np.float32
+    return [
+        ("least_squares", least_squares, (r.random((4, 3)), r.random(3), r.random(4))),
+        ("chained", chained, (r.random((3, 4)), r.random((4, 2)))),
+        ("chained-F", chained, (np.asfortranarray(r.random((3, 4))), np.asfortranarray(r.random((4, 2))))),
+        ("written_after", written_after, (r.random((3, 3)), r.random(3))),
+        ("recurrent", recurrent, (0.5 * r.random((3, 3)), r.random(3), 3)),
+        ("vector_matrix", vector_matrix, (r.random(3), r.random((3, 4)))),
+        ("against_transpose", against_transpose, (r.random((3, 4)), r.random((2, 4)))),
+        ("strided", strided, (r.random((3, 4)), r.random(4))),
+        ("one_row", one_row, (r.random((3, 4)), r.random((4, 2)))),
+        ("into_out", into_out, (r.random((3, 4)), r.random((4, 2)), r.random((3, 2)))),
+        ("empty_inner", empty_inner, (np.zeros((3, 0)), np.zeros((0, 2)))),
+        ("dot_value", dot_value, (r.random(4), r.random(4))),
+        ("least_squares-f32", least_squares, (r.random((4, 3)).astype(f32), r.random(3).astype(f32),
+                                              r.random(4).astype(f32))),
+        ("chained-f32", chained, (r.random((3, 4)).astype(f32), r.random((4, 2)).astype(f32))),
+    ]
+
+
+@pytest.mark.filterwarnings("ignore::numba.NumbaPerformanceWarning")
+@pytest.mark.parametrize("name,f,args", _cases(), ids=[c[0] for c in _cases()])
+def test_every_mode_and_activity_combination(name, f, args):
+    tol = dict(rtol=3e-2, atol=3e-2) if args[0].dtype == np.float32 else {}
+    check_grads(f, *args, **tol)
+
+
+def test_least_squares_gradient_is_the_normal_equations():
+    r = _rng(1)
+    A, x, b = r.random((6, 4)), r.random(4), r.random(6)
+    dA, dx = np.zeros_like(A), np.zeros_like(x)
+    llad.autodiff(llad.Reverse, least_squares, llad.Active, llad.Duplicated(A, dA), llad.Duplicated(x, dx),
+                  llad.Const(b))
+    res = A @ x - b
+    np.testing.assert_allclose(dx, 2 * A.T @ res, rtol=1e-13)
+    np.testing.assert_allclose(dA, 2 * np.outer(res, x), rtol=1e-13)
+
+
+@numba.njit
+def weighted_product(A, B, W):
+    return np.sum(W * (A @ B))
+
+
+_layouts = st.sampled_from(["C", "F", "T"])      # C order, Fortran order, a transposed view
+
+
+def _as(layout, a):
+    if layout == "C":
+        return np.ascontiguousarray(a)
+    if layout == "F":
+        return np.asfortranarray(a)
+    return np.ascontiguousarray(a.T).T        # a view whose transpose is C-contiguous
+
+
+@settings(max_examples=25, deadline=None)
+@given(m=st.integers(1, 5), k=st.integers(1, 5), n=st.integers(1, 5), la=_layouts, lb=_layouts,
+       seed=st.integers(0, 2**16))
+def test_matrix_product_gradient_and_tangent_match_the_closed_form(m, k, n, la, lb, seed):
+    """d/dA sum(W * (A B)) = W Bᵀ, d/dB = Aᵀ W; the tangent along (U, V) is sum(W * (U B + A V))."""
+    r = _rng(seed)
+    A, B, W = _as(la, r.standard_normal((m, k))), _as(lb, r.standard_normal((k, n))), r.standard_normal((m, n))
+    dA, dB = np.zeros((m, k)), np.zeros((k, n))
+    llad.autodiff(llad.Reverse, weighted_product, llad.Active, llad.Duplicated(A, _as(la, dA)),
+                  llad.Duplicated(B, _as(lb, dB)), llad.Const(W))
+    U, V = _as(la, r.standard_normal((m, k))), _as(lb, r.standard_normal((k, n)))
+    (t,) = llad.autodiff(llad.Forward, weighted_product, llad.Duplicated(A, U), llad.Duplicated(B, V),
+                         llad.Const(W))
+    assert t == pytest.approx(np.sum(W * (U @ B + A @ V)), rel=1e-12, abs=1e-12)
+
+
+@settings(max_examples=15, deadline=None)
+@given(m=st.integers(1, 5), k=st.integers(1, 5), n=st.integers(1, 5), la=_layouts, lb=_layouts,
+       seed=st.integers(0, 2**16))
+def test_matrix_product_reverse_matches_the_closed_form(m, k, n, la, lb, seed):
+    r = _rng(seed)
+    A, B, W = _as(la, r.standard_normal((m, k))), _as(lb, r.standard_normal((k, n))), r.standard_normal((m, n))
+    dA, dB = _as(la, np.zeros((m, k))), _as(lb, np.zeros((k, n)))
+    llad.autodiff(llad.Reverse, weighted_product, llad.Active, llad.Duplicated(A, dA), llad.Duplicated(B, dB),
+                  llad.Const(W))
+    np.testing.assert_allclose(dA, W @ B.T, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dB, A.T @ W, rtol=1e-12, atol=1e-12)
+
+
+def test_batch_directions_are_k_products():
+    r = _rng(2)
+    A, B, W = r.random((3, 4)), r.random((4, 2)), r.random((3, 2))
+    Us, Vs = [r.random((3, 4)) for _ in range(3)], [r.random((4, 2)) for _ in range(3)]
+    (ts,) = llad.autodiff(llad.Forward, weighted_product, llad.BatchDuplicated(A, tuple(Us)),
+                          llad.BatchDuplicated(B, tuple(Vs)), llad.Const(W))
+    for t, U, V in zip(ts, Us, Vs):
+        assert t == pytest.approx(np.sum(W * (U @ B + A @ V)), rel=1e-12)
+
+
+def test_inside_njit():
+    @numba.njit
+    def grad(A, x, b):
+        dA, dx = np.zeros_like(A), np.zeros_like(x)
+        llad.autodiff(llad.Reverse, least_squares, llad.Active, llad.Duplicated(A, dA), llad.Duplicated(x, dx),
+                      llad.Const(b))
+        return dx
+
+    r = _rng(3)
+    A, x, b = r.random((5, 3)), r.random(3), r.random(5)
+    np.testing.assert_allclose(grad(A, x, b), 2 * A.T @ (A @ x - b), rtol=1e-13)
+
+
+LEAKS = textwrap.dedent("""
+    import numpy as np, numba, llad
+    from numba.core.runtime import rtsys
+
+    @numba.njit
+    def chained(A, B):
+        C = A @ B
+        D = C.T @ A
+        return np.sum(np.sin(D))
+
+    A, B = np.random.rand(3, 4), np.random.rand(4, 2)
+    dA, dB = np.zeros_like(A), np.zeros_like(B)
+    fwd, rev = llad.autodiff_thunk(llad.ReverseSplitWithPrimal, chained, llad.Active, llad.Duplicated(A, dA),
+                                   llad.Duplicated(B, dB))
+
+    def once():
+        llad.autodiff(llad.Reverse, chained, llad.Active, llad.Duplicated(A, dA), llad.Duplicated(B, dB))
+        tape, _, _ = fwd(llad.Duplicated(A, dA), llad.Duplicated(B, dB))
+        rev(llad.Duplicated(A, dA), llad.Duplicated(B, dB), 1.0, tape)
+        fwd(llad.Duplicated(A, dA), llad.Duplicated(B, dB))      # a tape dropped without its reverse
+
+    once()
+    s0 = rtsys.get_allocation_stats()
+    for _ in range(20):
+        once()
+    s1 = rtsys.get_allocation_stats()
+    print((s1.mi_alloc - s0.mi_alloc) - (s1.mi_free - s0.mi_free), (s1.alloc - s0.alloc) - (s1.free - s0.free))
+""")
+
+
+def test_copies_are_freed_in_every_mode():
+    env = dict(os.environ, NUMBA_NRT_STATS="1")
+    out = subprocess.run([sys.executable, "-c", LEAKS], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0", "0"]
