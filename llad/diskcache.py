@@ -289,7 +289,8 @@ def _read(digest: str, suffix: str):
             raise ValueError("another format or key")
         return payload
     except Exception as exc:  # noqa: BLE001 - any damage: ignore the file, compile, overwrite it
-        stats.errors += 1
+        with _lock:
+            stats.errors += 1
         _log("ignoring the unreadable cache file %s (%s)", _path(digest, suffix), exc)
         return None
 
@@ -374,6 +375,9 @@ def _rebuild(p: dict):
     ctx = cpu_target.target_context      # no ctx.refresh(): loading registries would import half of Numba
     library = ctx.codegen().unserialize_library(p["library"])
     library.__dict__["_llad_unopt_texts"] = [text]      # the frontend reads it when a caller is differentiated
+    library.__dict__["_llad_envs"] = p["envs"]           # set_env keeps only a pointer: keep them alive
+    for env in p["envs"]:
+        library.codegen.set_env(env.env_name, env)
     for sym in p["entry_undefined"]:
         if sym != p["name"] and not llvm.address_of_symbol(sym):
             raise _Uncacheable(f"symbol {sym} is not available in this process")
@@ -420,7 +424,7 @@ def _payload(d) -> dict:
     if "numba.dynamic.globals" in d.text:
         raise _Uncacheable("it holds addresses of this process's objects")
     module = library._final_module
-    _check_definitions(module, d.name, d.text)
+    envs = _environments(_check_definitions(module, d.name, d.text))
     undefined = _undefined(module)
     for sym in undefined:
         if not llvm.address_of_symbol(sym):
@@ -435,22 +439,40 @@ def _payload(d) -> dict:
         "entry": reduced, "entry_symbol": entry_symbol, "entry_undefined": _undefined(entry_module),
         "return_type": cres.signature.return_type, "argtypes": tuple(cres.signature.args),
         "output_types": d.output_types, "has_primal_output": d.has_primal_output, "alias_pairs": d.alias_pairs,
-        "written": d.written, "frame_bytes": d.frame_bytes,
+        "written": d.written, "frame_bytes": d.frame_bytes, "envs": envs,
     }
 
 
-def _check_definitions(module, name: str, text: str) -> None:
-    """The object may define only the derivative itself, private functions, Numba's reference-count
-    helpers (the same code everywhere) and the environment slots Numba declares in every module, when
-    the derivative never reads them: another process could define any other name differently."""
+def _check_definitions(module, name: str, text: str) -> list[str]:
+    """The object may define only the derivative itself, private functions, Numba's reference-count and
+    exception-argument helpers and the environment slots Numba declares in every module: another
+    process could define any other name differently.  Returns the environment slots the derivative reads
+    (an exception raised with a run-time message reads its function's)."""
+    read = []
     for gv in list(module.functions) + list(module.global_variables):
         if gv.is_declaration or gv.linkage in (llvm.Linkage.internal, llvm.Linkage.private) or gv.name == name:
             continue
-        if gv.name.startswith(("NRT_", "nrt_")):
-            continue
-        if gv.name.startswith("_ZN08NumbaEnv") and gv.linkage == llvm.Linkage.common and text.count(gv.name) <= 1:
+        if gv.name.startswith(("NRT_", "nrt_", "__excinfo_unwrap_args")):
+            continue        # Numba's, the same code wherever defined (the last is named by a hash of its types)
+        if gv.name.startswith("_ZN08NumbaEnv") and gv.linkage == llvm.Linkage.common:
+            if text.count(gv.name) > 1:
+                read.append(gv.name)
             continue
         raise _Uncacheable(f"it defines {gv.name}")
+    return read
+
+
+def _environments(names: list[str]) -> tuple:
+    """The Numba environments behind the slots the derivative reads, to be stored with it and set again
+    on loading (what Numba's cache does for its own functions: CompileResult.referenced_envs)."""
+    from numba.core.environment import lookup_environment
+    envs = []
+    for name in names:
+        env = lookup_environment(name)
+        if env is None or not env.can_cache():
+            raise _Uncacheable(f"it reads the environment {name}, which cannot be stored")
+        envs.append(env)
+    return tuple(envs)
 
 
 def _undefined(module) -> list[str]:

@@ -1,5 +1,6 @@
 """`llad.config`: `verbose` logs every stage of a compilation with its time; LLAD_VERBOSE sets it at
-import; settings llad does not have cannot be set."""
+import; `cache_dir` (LLAD_CACHE_DIR) places or turns off the disk cache; settings llad does not have
+cannot be set."""
 from __future__ import annotations
 
 import logging
@@ -52,3 +53,33 @@ def test_environment_mirror():
 def test_unknown_settings_are_refused():
     with pytest.raises(AttributeError):
         llad.config.vector_mathh = False
+
+
+def test_cache_dir_setting(tmp_path):
+    old = llad.config.cache_dir
+    try:
+        llad.config.cache_dir = tmp_path / "sub"
+        assert llad.config.cache_dir == str(tmp_path / "sub")
+        assert f"cache_dir={str(tmp_path / 'sub')!r}" in repr(llad.config)
+        llad.config.cache_dir = None
+        assert llad.config.cache_dir is None and "cache_dir=None" in repr(llad.config)
+        with pytest.raises(TypeError):
+            llad.config.cache_dir = 3
+        with pytest.raises(ValueError):
+            llad.config.cache_dir = ""
+    finally:
+        llad.config.cache_dir = old
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("/some/where", "'/some/where'"), ("", "None"), ("none", "None"), ("NONE", "None"), (None, "DEFAULT")])
+def test_cache_dir_environment_mirror(tmp_path, value, expected):
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
+    env.pop("LLAD_CACHE_DIR", None)
+    if value is not None:
+        env["LLAD_CACHE_DIR"] = value
+    out = subprocess.run([sys.executable, "-c", "import llad; print(repr(llad.config.cache_dir))"],
+                         capture_output=True, text=True, check=True, env=env)
+    if expected == "DEFAULT":            # the per-user cache directory
+        expected = repr(str(tmp_path / "llad")) if sys.platform.startswith("linux") else out.stdout.strip()
+    assert out.stdout.strip() == expected

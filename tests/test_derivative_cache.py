@@ -40,6 +40,9 @@ KERNEL = textwrap.dedent("""
 
     def expected(x):                      # d loss / dx, by hand
         return SCALE * (np.sin(x) + x * np.cos(x))
+
+    def hessian_diagonal(x):              # the Hessian is diagonal
+        return SCALE * (2.0 * np.cos(x) - x * np.sin(x))
 """)
 
 RUN = textwrap.dedent("""
@@ -77,6 +80,9 @@ RUN = textwrap.dedent("""
         g = np.zeros(7)
         grad(x, g)
         assert np.allclose(g, want, rtol=1e-13, atol=0), g
+        g[:], hv = 0.0, np.zeros(7)      # forward over the reverse derivative grad links: H @ ones
+        llad.autodiff(llad.Forward, grad, llad.Duplicated(x, np.ones(7)), llad.Duplicated(g, hv))
+        assert np.allclose(hv, kern.hessian_diagonal(x), rtol=1e-12, atol=0), hv
     print(json.dumps(dict(vars(diskcache.stats), compiled=api.compile_count["n"])))
 """)
 
@@ -104,13 +110,13 @@ def _entries(cache) -> list:
 def test_second_process_loads_without_compiling(tmp_path):
     cache, env = _setup(tmp_path)
     first = _run(tmp_path, env, MORE="1")
-    # reverse, forward, split, and the variant without noalias the @njit caller also links (the one with
-    # it is the reverse derivative the first call compiled)
-    assert first["compiled"] == 4 and first["writes"] == 4 and first["hits"] == 0, first
-    assert len([p for p in _entries(cache) if p.suffix == ".llad"]) == 4
-    assert [p.suffix for p in _entries(cache)].count(".ret") == 1        # loss's return type, for the default
+    # reverse, forward, split, the variant without noalias the @njit caller also links (the one with it
+    # is the reverse derivative the first call compiled), and forward mode over that caller
+    assert first["compiled"] == 5 and first["writes"] == 5 and first["hits"] == 0, first
+    assert len([p for p in _entries(cache) if p.suffix == ".llad"]) == 5
+    assert [p.suffix for p in _entries(cache)].count(".ret") == 2        # loss's and grad's return types
     second = _run(tmp_path, env, MORE="1", FORBID_COMPILE="1")
-    assert second["compiled"] == 0 and second["hits"] == 4 and second["errors"] == 0, second
+    assert second["compiled"] == 0 and second["hits"] == 5 and second["errors"] == 0, second
     assert second["return_hits"] == 1 and second["writes"] == 0, second
 
 
@@ -226,6 +232,40 @@ def test_dump_of_a_loaded_derivative_builds_the_primal_again(tmp_path):
                          timeout=600)
     assert out.returncode == 0, out.stderr
     assert int(out.stdout.strip()) >= 1
+
+
+def test_exceptions_raised_in_a_loaded_derivative_carry_their_message(tmp_path):
+    """An exception with a run-time message reads its Numba environment: stored with the entry, set
+    again on loading."""
+    cache, env = _setup(tmp_path)
+    (tmp_path / "fill.py").write_text(textwrap.dedent("""
+        import numba, numpy as np
+
+        @numba.njit
+        def fill(x, n):
+            t = np.empty(n)
+            t[:] = x * 2.0
+            return (t * t).sum()
+    """))
+    (tmp_path / "run.py").write_text(textwrap.dedent("""
+        import json, os, numpy as np, llad, fill
+        from llad import api, diskcache
+        if os.environ.get("FORBID_COMPILE"):
+            api.build_derivative = None
+        x, dx = np.linspace(0.1, 1.0, 5), np.zeros(5)
+        llad.autodiff(llad.Reverse, fill.fill, llad.Duplicated(x, dx), llad.Const(5))
+        assert np.allclose(dx, 8 * x, rtol=1e-14, atol=0), dx
+        try:
+            llad.autodiff(llad.Reverse, fill.fill, llad.Duplicated(x, dx), llad.Const(4))
+        except ValueError as e:
+            message = str(e)
+        print(json.dumps(dict(vars(diskcache.stats), compiled=api.compile_count["n"], message=message)))
+    """))
+    first = _run(tmp_path, env)
+    assert first["writes"] == 1, first
+    second = _run(tmp_path, env, FORBID_COMPILE="1")
+    assert second["hits"] == 1 and second["compiled"] == 0, second
+    assert second["message"] == first["message"] == "cannot assign slice of shape (4,) from input of shape (5,)"
 
 
 # --- the key, in this process (nothing is written: key() only hashes) ------------------------------------

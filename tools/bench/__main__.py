@@ -62,6 +62,8 @@ def main(argv=None) -> int:
 
 
 def run_worker(opts) -> int:
+    import llad
+    llad.config.cache_dir = None  # compile times measure compilations, not loads from the disk cache
     faulthandler.enable()  # a crash in compiled code still prints where it happened
     warnings.simplefilter("ignore", category=Warning)
     size = "quick" if opts.quick else "full"
