@@ -33,7 +33,7 @@ from .errors import NoRuleError
 from .ir.builder import Builder, fconst, new_function
 from .ir.model import Function, Instruction, Module, Operand, ref
 
-_NUMBA = {"numba_xxdot": "dot", "numba_xxgemv": "gemv", "numba_xxgemm": "gemm"}
+_NUMBA = {"numba_xxdot": "dot", "numba_xxgemv": "gemv", "numba_xxgemm": "gemm", "numba_xgesv": "gesv"}
 _KINDS = {"100": "double", "115": "float"}                        # 'd', 's' (complex: 'z', 'c' are refused)
 _TRANS = {"110": False, "78": False, "116": True, "84": True}     # 'n', 'N', 't', 'T'
 _ELEMENT_BYTES = {"double": 8, "float": 4}
@@ -51,7 +51,11 @@ def _char(transposed: bool) -> str:
 @dataclass(frozen=True)
 class BlasRule:
     """One routine in llad's form: operand positions of the matrices/vectors it reads (`inputs`), the
-    one it writes (`output`, None for dot, which returns its value), its scalar factors, and its rules."""
+    float one whose new values carry a derivative (`output`, None for dot, which returns its value), the
+    ones it overwrites with values that carry none (`clobbers`: gesv's LU factors and pivots, which
+    np.linalg.solve discards), its scale factors, the operands whose memory the reverse rule reads
+    (`saved`: as the call left them; an input's is as it found it) and which of them hold integers, and
+    its rules."""
 
     name: str
     inputs: tuple[int, ...]
@@ -60,10 +64,24 @@ class BlasRule:
     forward: Callable[[ForwardContext, Instruction], None]
     reverse: Callable[[ReverseContext, Instruction], None]
     extent: Callable[[Instruction, int], tuple[str, str, str]]    # operand -> (rows, cols, leading dim)
+    clobbers: tuple[int, ...] = ()
+    saved: tuple[int, ...] | None = None
+    integers: tuple[int, ...] = ()
 
     @property
     def pointers(self) -> list[int]:
-        return [*self.inputs, *([] if self.output is None else [self.output])]
+        return [*self.inputs, *self.written]
+
+    @property
+    def written(self) -> list[int]:
+        return [*([] if self.output is None else [self.output]), *self.clobbers]
+
+    @property
+    def kept(self) -> tuple[int, ...]:
+        return self.inputs if self.saved is None else self.saved
+
+    def element_bytes(self, callee: str, i: int) -> int:
+        return 4 if i in self.integers else _ELEMENT_BYTES[float_type(callee)]
 
 
 def float_type(callee: str) -> str:
@@ -210,10 +228,50 @@ def _dot_reverse(c: ReverseContext, ins: Instruction) -> None:
             c.axpy(ty, c.value(n), rbar, c.memory(ins, other), c.shadow(mine))
 
 
+# gesv: operands n0 nrhs1 a2 lda3 ipiv4 b5 ldb6: solves A X = B in place (a <- LU, ipiv <- pivots, b <- X)
+def _gesv_extent(ins: Instruction, i: int) -> tuple[str, str, str]:
+    o = [x.text for x in ins.operands]
+    if i == 2:
+        return o[0], o[0], o[3]
+    if i == 4:
+        return o[0], "1", o[0]
+    return o[0], o[1], o[6]
+
+
+def _gesv_forward(c: ForwardContext, ins: Instruction) -> None:
+    """dX = A⁻¹ (dB - dA X), from the LU factors the call left in a; the factors' own tangent is not
+    computed (np.linalg.solve discards them): a's shadow is zeroed."""
+    o, ty = [x.text for x in ins.operands], float_type(ins.callee)
+    a, b = ins.operands[2], ins.operands[5]
+    for j in c.lanes(b):
+        rhs = c.shadow(b, j)              # dB: the call wrote b, not its shadow
+        if c.active(a):
+            c.gemm(ty, "110", "110", o[0], o[1], o[0], fconst(ty, -1.0), c.shadow(a, j), o[3], o[5], o[6],
+                   fconst(ty, 1.0), rhs, o[6])
+            c.scale(ty, o[0], o[0], c.shadow(a, j), o[3], fconst(ty, 0.0))
+        c.getrs(ty, "78", o[0], o[1], o[2], o[3], o[4], rhs, o[6])
+
+
+def _gesv_reverse(c: ReverseContext, ins: Instruction) -> None:
+    """B̄ = A⁻ᵀ X̄ (one triangular solve pair with the kept LU factors), Ā = -B̄ Xᵀ; both overwrite the
+    shadows, as the call overwrote a and b."""
+    ty, ops = float_type(ins.callee), ins.operands
+    if not c.active(ops[5]):
+        return
+    n, nrhs, lda, ldb = (c.value(ops[i]) for i in (0, 1, 3, 6))
+    bbar = c.shadow(ops[5])
+    c.getrs(ty, "84", n, nrhs, c.memory(ins, 2), lda, c.memory(ins, 4), bbar, ldb)
+    if c.active(ops[2]):
+        c.gemm(ty, "110", "116", n, n, nrhs, fconst(ty, -1.0), bbar, ldb, c.memory(ins, 5), ldb, fconst(ty, 0.0),
+               c.shadow(ops[2]), lda)
+
+
 BLAS_RULES: dict[str, BlasRule] = {
     "gemm": BlasRule("gemm", (6, 8), 11, (5, 10), _gemm_forward, _gemm_reverse, _gemm_extent),
     "gemv": BlasRule("gemv", (4, 6), 8, (3, 7), _gemv_forward, _gemv_reverse, _gemv_extent),
     "dot": BlasRule("dot", (1, 2), None, (), _dot_forward, _dot_reverse, _dot_extent),
+    "gesv": BlasRule("gesv", (2, 5), 5, (), _gesv_forward, _gesv_reverse, _gesv_extent, clobbers=(2, 4),
+                     saved=(2, 4, 5), integers=(4,)),
 }
 
 
@@ -237,6 +295,12 @@ class _Calls:
 
     def dot(self, ty, n, x, y) -> str:
         return _call(self.b, ty, f"llad.blasrt.dot.{_suffix(ty)}", [("i64", n), ("ptr", x), ("ptr", y)])
+
+    def getrs(self, ty, trans, n, nrhs, lu, lda, ipiv, b, ldb) -> None:
+        """b <- op(A)⁻¹ b from A's LU factors and pivots (LAPACK getrs; trans 'N' or 'T')."""
+        _call(self.b, "void", f"llad.blasrt.getrs.{_suffix(ty)}",
+              [("i8", trans), ("i64", n), ("i64", nrhs), ("ptr", lu), ("i64", lda), ("ptr", ipiv), ("ptr", b),
+               ("i64", ldb)])
 
     def scale(self, ty, rows, cols, c, ldc, beta) -> None:
         """c[:rows, :cols] *= beta (set to zero when beta is 0, whatever c held), skipped when beta is 1."""
@@ -339,14 +403,14 @@ def keep_copies(sweep, ins: Instruction) -> None:
     """The augmented forward sweep, at a BLAS call: copy each input the reverse sweep reads from the tape
     (a meminfo, so the shadow stack frees it if the reverse sweep never runs), and keep it there."""
     rule = blas_rule(ins.callee)
-    for i in rule.inputs:
+    for i in rule.kept:
         name = copy_name(ins, i)
         if not sweep.tape.is_cached(name):
             continue
         rows, cols, ld = rule.extent(ins, i)
         b = sweep.b
         elements = _call(b, "i64", "llad.blasrt.extent", [("i64", rows), ("i64", cols), ("i64", ld)])
-        nbytes = b.op("mul", "i64", elements, str(_ELEMENT_BYTES[float_type(ins.callee)]))
+        nbytes = b.op("mul", "i64", elements, str(rule.element_bytes(ins.callee, i)))
         _ensure(b.module, "llad.blasrt.copy")
         b.call("ptr", "llad.blasrt.copy", [("ptr", ins.operands[i].text), ("i64", nbytes)], name=ref(name))
         b.call("void", "llad.shadows.push", [("ptr", "%llad.shadows"), ("ptr", ref(name))])
@@ -438,7 +502,13 @@ def _route_dot(ins: Instruction, ty: str) -> list[Instruction] | None:
     return [call, store, status]
 
 
-_ROUTERS = {"gemm": _route_gemm, "gemv": _route_gemv, "dot": _route_dot}
+def _route_gesv(ins: Instruction, ty: str) -> list[Instruction] | None:
+    """`numba_xgesv(kind, n, nrhs, a, lda, ipiv, b, ldb)`: the same operands, the kind in the name."""
+    return [Instruction("call", ins.result, "i32", [Operand(x.type, x.text) for x in ins.operands[1:]],
+                        callee=f"llad.blas.gesv.{_suffix(ty)}")]
+
+
+_ROUTERS = {"gemm": _route_gemm, "gemv": _route_gemv, "dot": _route_dot, "gesv": _route_gesv}
 
 
 def _forward_dot_results(fn: Function) -> None:
@@ -508,6 +578,10 @@ def _params(routine: str, ty: str) -> list[tuple[str, str]]:
         "gemv": [("i8", "t"), ("i64", "m"), ("i64", "n"), (ty, "alpha"), ("ptr", "a"), ("i64", "lda"),
                  ("ptr", "x"), (ty, "beta"), ("ptr", "y")],
         "dot": [("i64", "n"), ("ptr", "x"), ("ptr", "y")],
+        "gesv": [("i64", "n"), ("i64", "nrhs"), ("ptr", "a"), ("i64", "lda"), ("ptr", "ipiv"), ("ptr", "b"),
+                 ("i64", "ldb")],
+        "getrs": [("i8", "trans"), ("i64", "n"), ("i64", "nrhs"), ("ptr", "a"), ("i64", "lda"), ("ptr", "ipiv"),
+                  ("ptr", "b"), ("i64", "ldb")],
     }[routine]
 
 
@@ -524,6 +598,9 @@ def _define_routine(module: Module, routine: str, ty: str) -> None:
         out = b.alloca(ty)
         b.call("i32", "numba_xxdot", [kind, ("i8", "0"), *args, ("ptr", out)])
         b.ret(ty, b.load(ty, out))
+        return
+    if routine == "gesv":
+        b.ret("i32", b.call("i32", "numba_xgesv", [kind, *args]))
         return
     args = [("ptr", _spill(b, ty, v)) if t == ty else (t, v) for t, v in args]
     b.ret("i32", b.call("i32", f"numba_xx{routine}", [kind, *args]))
@@ -553,6 +630,53 @@ def _define_guarded(module: Module, routine: str, ty: str) -> None:
         b.ret(ty, fconst(ty, 0.0))
     else:
         b.ret()
+
+
+def _define_getrs(module: Module, ty: str) -> None:
+    """llad.blasrt.getrs: LAPACK's getrs (SciPy's, through its Cython capsule; Fortran: every argument by
+    address, 32-bit integers), nothing when b is null (a missing shadow)."""
+    params = _params("getrs", ty)
+    b = new_function(f"llad.blasrt.getrs.{_suffix(ty)}", "void", params, module, attributes="alwaysinline",
+                     linkage="internal")
+    b.cbr(b.icmp("ne", "ptr", "%b", "null"), "call", "skip")
+    b.new_block("call")
+    trans = _spill(b, "i8", "%trans")
+    ints = [_spill(b, "i32", b.cast("trunc", "i64", f"%{n}", "i32")) for n in ("n", "nrhs", "lda", "ldb")]
+    info = b.alloca("i32")
+    b.call("void", _lapack_symbol(("d" if ty == "double" else "s") + "getrs"),
+           [("ptr", trans), ("ptr", ints[0]), ("ptr", ints[1]), ("ptr", "%a"), ("ptr", ints[2]), ("ptr", "%ipiv"),
+            ("ptr", "%b"), ("ptr", ints[3]), ("ptr", info)])
+    b.ret()
+    b.new_block("skip")
+    b.ret()
+
+
+_SYMBOLS: dict[str, str] = {}
+
+
+def _lapack_symbol(name: str) -> str:
+    """`llad_<name>`, bound to SciPy's LAPACK routine (the one Numba's own helpers call)."""
+    if name not in _SYMBOLS:
+        register_symbols()
+    return _SYMBOLS[name]
+
+
+def register_symbols() -> None:
+    """Bind llad_dgetrs, llad_sgetrs to SciPy's Cython LAPACK (before JIT-compiling or loading code that
+    calls them)."""
+    if _SYMBOLS:
+        return
+    import ctypes
+
+    import llvmlite.binding as llvm
+    from scipy.linalg import cython_lapack
+    get_name, get_pointer = ctypes.pythonapi.PyCapsule_GetName, ctypes.pythonapi.PyCapsule_GetPointer
+    get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+    get_pointer.restype, get_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    for name in ("dgetrs", "sgetrs"):
+        capsule = cython_lapack.__pyx_capi__[name]
+        llvm.add_symbol(f"llad_{name}", get_pointer(capsule, get_name(capsule)))
+        _SYMBOLS[name] = f"llad_{name}"
 
 
 def _spill(b: Builder, ty: str, v: str) -> str:
@@ -627,9 +751,11 @@ def _define_copy(module: Module) -> None:
 
 
 _DEFINITIONS: dict[str, Callable[[Module], None]] = {
-    **{f"llad.{prefix}.{r}.{_suffix(t)}": (lambda m, f=f, r=r, t=t: f(m, r, t))
-       for prefix, f in (("blas", _define_routine), ("blasrt", _define_guarded))
+    **{f"llad.blas.{r}.{_suffix(t)}": (lambda m, r=r, t=t: _define_routine(m, r, t))
+       for r in BLAS_RULES for t in ("double", "float")},
+    **{f"llad.blasrt.{r}.{_suffix(t)}": (lambda m, r=r, t=t: _define_guarded(m, r, t))
        for r in ("gemm", "gemv", "dot") for t in ("double", "float")},
+    **{f"llad.blasrt.getrs.{_suffix(t)}": (lambda m, t=t: _define_getrs(m, t)) for t in ("double", "float")},
     **{f"llad.blasrt.{r}.{_suffix(t)}": (lambda m, f=f, t=t: f(m, t))
        for r, f in (("scale", _define_scale), ("axpy", _define_axpy)) for t in ("double", "float")},
     "llad.blasrt.extent": _define_extent,

@@ -84,6 +84,24 @@ def dot_value(x, y):                    # a scalar dot product (its value goes t
     return np.dot(x, y) * np.dot(x, x)
 
 
+@numba.njit
+def solve_loss(A, b):                   # LAPACK gesv: A and b copied by Numba, overwritten in place
+    return np.sum(np.linalg.solve(A, b) ** 2)
+
+
+@numba.njit
+def solve_many(A, B):                   # several right-hand sides
+    return np.sum(np.sin(np.linalg.solve(A, B)))
+
+
+@numba.njit
+def ridge(X, y, lam):                   # ridge regression: normal equations, then the fit's loss
+    n = X.shape[1]
+    w = np.linalg.solve(X.T @ X + lam * np.eye(n), X.T @ y)
+    r = X @ w - y
+    return np.sum(r * r) + lam * np.sum(w * w)
+
+
 def _rng(seed=0):
     return np.random.default_rng(seed)
 
@@ -107,6 +125,10 @@ def _cases():
         ("least_squares-f32", least_squares, (r.random((4, 3)).astype(f32), r.random(3).astype(f32),
                                               r.random(4).astype(f32))),
         ("chained-f32", chained, (r.random((3, 4)).astype(f32), r.random((4, 2)).astype(f32))),
+        ("solve_loss", solve_loss, (r.random((4, 4)) + 3 * np.eye(4), r.random(4))),
+        ("solve_many-F", solve_many, (np.asfortranarray(r.random((4, 4)) + 3 * np.eye(4)), r.random((4, 2)))),
+        ("ridge", ridge, (r.random((6, 3)), r.random(6), 0.3)),
+        ("solve_loss-f32", solve_loss, ((r.random((3, 3)) + 3 * np.eye(3)).astype(f32), r.random(3).astype(f32))),
     ]
 
 
@@ -126,6 +148,27 @@ def test_least_squares_gradient_is_the_normal_equations():
     res = A @ x - b
     np.testing.assert_allclose(dx, 2 * A.T @ res, rtol=1e-13)
     np.testing.assert_allclose(dA, 2 * np.outer(res, x), rtol=1e-13)
+
+
+def test_solve_gradient_is_the_adjoint_system():
+    """L = sum(x²) with A x = b: b̄ = A⁻ᵀ (2x), Ā = -b̄ xᵀ."""
+    r = _rng(6)
+    A, b = r.random((5, 5)) + 4 * np.eye(5), r.random(5)
+    dA, db = np.zeros_like(A), np.zeros_like(b)
+    llad.autodiff(llad.Reverse, solve_loss, llad.Active, llad.Duplicated(A, dA), llad.Duplicated(b, db))
+    x = np.linalg.solve(A, b)
+    bbar = np.linalg.solve(A.T, 2 * x)
+    np.testing.assert_allclose(db, bbar, rtol=1e-12)
+    np.testing.assert_allclose(dA, -np.outer(bbar, x), rtol=1e-12)
+    (t,) = llad.autodiff(llad.Forward, solve_loss, llad.Duplicated(A, np.eye(5)), llad.Duplicated(b, np.ones(5)))
+    assert t == pytest.approx(np.sum(dA * np.eye(5)) + np.sum(db), rel=1e-12)
+
+
+def test_a_singular_system_raises_as_numba_does():
+    A = np.ones((3, 3))
+    with pytest.raises(np.linalg.LinAlgError):
+        llad.autodiff(llad.Reverse, solve_loss, llad.Active, llad.Duplicated(A, np.zeros_like(A)),
+                      llad.Duplicated(np.ones(3), np.zeros(3)))
 
 
 @numba.njit

@@ -119,8 +119,7 @@ def written_operands(call: Instruction) -> list[Operand]:
         return call.operands[:1]
     if kind is CallKind.BLAS:
         from ..blas import blas_rule
-        out = blas_rule(call.callee).output
-        return [] if out is None else [call.operands[out]]
+        return [call.operands[i] for i in blas_rule(call.callee).written]
     if call.callee.startswith("numba_attempt_nocopy_reshape"):
         return call.operands[_RESHAPE_WRITES:_RESHAPE_WRITES + 1]
     return [o for o in call.operands if o.type == "ptr"]
