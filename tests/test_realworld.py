@@ -278,3 +278,58 @@ def test_losses_by_hand():
     expected = np.array([2.0 * np.sum(C[k] - X[assign == k], axis=0) for k in range(C.shape[0])])
     _, shadows = reverse_grads(K.kmeans_energy, X, C)
     close(shadows[1], expected)
+
+
+# ------------------------------------------------------------------------------- docs/realworld.md
+
+ORACLES = {
+    "rosen": "scipy.optimize.rosen_der, rosen_hess_prod, rosen_hess",
+    "rosen_numpy": "scipy.optimize.rosen_der (hvp refused, see below)",
+    "rosenbrock_2d": "gradient by hand", "himmelblau": "gradient by hand", "rastrigin": "gradient by hand",
+    "styblinski_tang": "gradient by hand", "griewank": "gradient by hand", "ackley": "gradient by hand",
+    "nbody_potential": "minus the force", "kepler_E": "implicit function theorem",
+    "welford_var": "np.var, 2 (x - mean) / (n - 1)", "cholesky_logdet": "inverse of A (lower triangle)",
+    "thomas": "dense solve, its tangent in all four inputs", "black_scholes": "the five Greeks in closed form",
+    "horner": "np.polyval, np.vander, np.polyder", "cumtrapz": "scipy.integrate.cumulative_trapezoid",
+    "gp_neg_loglik": "Rasmussen & Williams eq. 5.9", "logreg_nll": "X^T (sigma(Xw) - y) + lam w",
+    "softmax_xent": "X^T (softmax - onehot) / n", "huber_regression": "the clipped residual psi",
+    "kmeans_energy": "2 sum (c_k - x_i) per cluster",
+}
+
+MODE_NAMES = ("Forward", "ForwardWithPrimal", "batch", "Reverse", "ReverseWithPrimal", "ReverseSplitWithPrimal",
+              "ReverseSplitNoPrimal")
+
+
+def _table() -> str:
+    """The corpus table, with the (mode, activity) pairs check_grads checks per mode, measured by running it
+    once per mode (the derivatives are cached, so this costs about one run of the test)."""
+    import inspect
+
+    from llad.testing import BATCH, FORWARD_MODES, REVERSE_MODES
+    modes = (*FORWARD_MODES, BATCH, *REVERSE_MODES)
+    rows = ["| kernel | source | exercises | differentiated | pairs checked per mode (F / FwP / batch / R / "
+            "RwP / RS / RSnP) | oracle |", "|---|---|---|---|---|---|---|"]
+    for k in KERNELS:
+        args = k.args(rng_for(k.name))
+        f, fargs = frozen(k, args)
+        names = list(inspect.signature(k.func.py_func).parameters)
+        free = [n for i, n in enumerate(names) if i not in k.freeze and isinstance(args[i], (float, np.ndarray))
+                and np.asarray(args[i]).dtype.kind == "f"]
+        counts = []
+        for m in modes:
+            if k.modes is not None and m not in k.modes:
+                counts.append("-")
+                continue
+            counts.append(str(check_grads(f, *fargs, modes=(m,), rtol=k.rtol, atol=k.atol)))
+        hvp = " + hvp" if k.order == 2 else ""
+        rows.append(f"| `{k.name}` | {k.source} | {k.exercises} | {', '.join(f'`{n}`' for n in free)} | "
+                    f"{' / '.join(counts)}{hvp} | {ORACLES.get(k.name, '')} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__" and "--write-docs" in sys.argv:
+    doc = Path(__file__).parent.parent / "docs" / "realworld.md"
+    text = doc.read_text()
+    begin, end = "<!-- table realworld: written by `python tests/test_realworld.py --write-docs` -->\n", "<!-- end -->"
+    head, rest = text.split(begin)
+    doc.write_text(head + begin + _table() + end + rest.split(end, 1)[1])

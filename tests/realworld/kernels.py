@@ -61,7 +61,7 @@ def kernel(args, source, exercises, **kw):
 
 # scipy.optimize.rosen (scipy/optimize/_optimize.py), its array expression written as a loop
 @kernel(lambda rng: (rng.uniform(-1.5, 1.5, 6),), "scipy.optimize.rosen", "loop, `** 2.0` (float power) "
-        "of negative values; oracles rosen_der, rosen_hess_prod", order=2)
+        "of negative values", order=2)
 @njit
 def rosen(x):
     s = 0.0
@@ -114,7 +114,7 @@ def ackley(x):
 
 
 # Rastrigin (1974), as in Surjanovic & Bingham, VLSE
-@kernel(lambda rng: (rng.uniform(-5.12, 5.12, 6),), "Rastrigin 1974 (VLSE)", "cos; analytic gradient oracle")
+@kernel(lambda rng: (rng.uniform(-5.12, 5.12, 6),), "Rastrigin 1974 (VLSE)", "cos of a scaled argument")
 @njit
 def rastrigin(x):
     s = 10.0 * x.shape[0]
@@ -148,7 +148,7 @@ def styblinski_tang(x):
 
 
 # Himmelblau (1972), Applied Nonlinear Programming
-@kernel(lambda rng: (2.5, 1.5), "Himmelblau 1972", "float scalars; analytic gradient oracle", freeze=(1,))
+@kernel(lambda rng: (2.5, 1.5), "Himmelblau 1972", "float scalars", freeze=(1,))
 @njit
 def himmelblau(x, y):
     return (x * x + y - 11.0) ** 2 + (x + y * y - 7.0) ** 2
@@ -618,7 +618,7 @@ def lotka_volterra_rk4(y0, theta, dt, nsteps):
 # Kepler's equation E - e sin E = M by Newton's method, as in Murray & Dermott, Solar System Dynamics
 # (1999), §2.4 (starting value E0 = M, or pi for large e), with an early exit on convergence
 @kernel(lambda rng: (1.3, 0.3), "Kepler's equation by Newton (Murray & Dermott 1999)",
-        "iteration to convergence with break; implicit-function oracle", freeze=(1,))
+        "Newton iteration to convergence, exit by break", freeze=(1,))
 @njit
 def kepler_E(M, e):
     E = M if e < 0.8 else math.pi
@@ -709,7 +709,7 @@ def kalman_cv_nll(z, q, r):
 
 # Welford's online variance (Welford, Technometrics 4, 1962; Knuth, TAOCP vol. 2, §4.2.2)
 @kernel(lambda rng: (rng.standard_normal(7),), "Welford's online variance (Welford 1962; Knuth TAOCP 2)",
-        "running mean and M2 recursion; oracle 2 (x - mean) / (n - 1)")
+        "running mean and M2 recursion, division by the loop count")
 @njit
 def welford_var(x):
     mean = 0.0
@@ -775,7 +775,7 @@ def black_scholes(S, K, T, r, sigma):
 
 # Horner's rule (Knuth, TAOCP vol. 2, §4.6.4), coefficients highest degree first as numpy.polyval
 @kernel(lambda rng: (rng.standard_normal(5), rng.uniform(-1.5, 1.5, 6)), "Horner's rule (Knuth TAOCP 2 "
-        "§4.6.4), numpy.polyval order", "a recurrence in an inner loop, returned array; oracle np.polyder", freeze=(0,))
+        "§4.6.4), numpy.polyval order", "a recurrence in an inner loop, returned array", freeze=(0,))
 @njit
 def horner(c, x):
     out = np.empty_like(x)
@@ -811,7 +811,7 @@ def _gp_args(rng):
 # Williams, Gaussian Processes for Machine Learning (2006), Algorithm 2.1, in loops; hyperparameters on
 # the log scale as scikit-learn's kernel.theta
 @kernel(_gp_args, "GP log marginal likelihood, Rasmussen & Williams Alg. 2.1 (in loops)",
-        "kernel matrix, Cholesky, two triangular solves, all allocated inside; oracle R&W eq. 5.9", freeze=(1, 2))
+        "kernel matrix, Cholesky, two triangular solves, all allocated inside", freeze=(1, 2))
 @njit
 def gp_neg_loglik(theta, X, y):
     n, d = X.shape
@@ -870,7 +870,7 @@ def _logreg_args(rng):
 # L2-regularised logistic regression negative log-likelihood (Bishop, Pattern Recognition and Machine
 # Learning, §4.3.2; the stable form of scikit-learn's _logistic_loss), labels in {0, 1}
 @kernel(_logreg_args, "logistic regression NLL (Bishop PRML §4.3.2; scikit-learn _logistic_loss)",
-        "integer labels, stable log1p(exp) with a branch in a helper; oracle X^T (sigma(z) - y) + lam w", freeze=(1, 3))
+        "integer labels, stable log1p(exp) with a branch in a helper", freeze=(1, 3))
 @njit
 def logreg_nll(w, X, y, lam):
     loss = 0.0
@@ -891,7 +891,7 @@ def _softmax_args(rng):
 # Softmax cross-entropy with the max subtracted (log-sum-exp trick), mean over samples, logits X W in loops
 # (Goodfellow, Bengio & Courville, Deep Learning (2016), §6.2.2.3 and §4.1)
 @kernel(_softmax_args, "softmax cross-entropy with the max trick (Goodfellow, Bengio & Courville §6.2.2.3)",
-        "a running max (branch), logits row scratch, integer labels; oracle X^T (softmax - onehot) / n", freeze=(1,))
+        "a running max (branch), logits row scratch, integer labels", freeze=(1,))
 @njit
 def softmax_xent(W, X, labels):
     n, d = X.shape
@@ -930,7 +930,7 @@ def _huber_args(rng):
 # Linear regression with Huber's loss (Huber, Ann. Math. Statist. 35, 1964), k = 1.345 for 95% efficiency
 # (as scikit-learn's HuberRegressor epsilon default 1.35, statsmodels' HuberT)
 @kernel(_huber_args, "Huber loss regression (Huber 1964; statsmodels HuberT)", "abs and a branch per residual "
-        "(quadratic / linear); analytic oracle", freeze=(1, 2))
+        "(quadratic / linear)", freeze=(1, 2))
 @njit
 def huber_regression(theta, x, y):
     loss = 0.0
@@ -985,8 +985,8 @@ def _kmeans_args(rng):
 
 # The k-means objective (Lloyd 1982; MacQueen 1967): sum over points of the squared distance to the
 # nearest centre
-@kernel(_kmeans_args, "k-means energy (Lloyd 1982)", "an arg-min over centres (branch on a running minimum); "
-        "oracle 2 sum (c_k - x_i) over the points of cluster k", freeze=(0,))
+@kernel(_kmeans_args, "k-means energy (Lloyd 1982)", "an arg-min over centres (branch on a running minimum)",
+        freeze=(0,))
 @njit
 def kmeans_energy(X, C):
     e = 0.0
