@@ -33,7 +33,8 @@ from .errors import NoRuleError
 from .ir.builder import Builder, fconst, new_function
 from .ir.model import Function, Instruction, Module, Operand, ref
 
-_NUMBA = {"numba_xxdot": "dot", "numba_xxgemv": "gemv", "numba_xxgemm": "gemm", "numba_xgesv": "gesv"}
+_NUMBA = {"numba_xxdot": "dot", "numba_xxgemv": "gemv", "numba_xxgemm": "gemm", "numba_xgesv": "gesv",
+          "numba_xxnrm2": "nrm2"}
 _KINDS = {"100": "double", "115": "float"}                        # 'd', 's' (complex: 'z', 'c' are refused)
 _TRANS = {"110": False, "78": False, "116": True, "84": True}     # 'n', 'N', 't', 'T'
 _ELEMENT_BYTES = {"double": 8, "float": 4}
@@ -225,7 +226,44 @@ def _dot_reverse(c: ReverseContext, ins: Instruction) -> None:
     n, x, y = ins.operands
     for mine, other in ((x, 2), (y, 1)):
         if c.active(mine):
-            c.axpy(ty, c.value(n), rbar, c.memory(ins, other), c.shadow(mine))
+            c.axpy(ty, c.value(n), rbar, c.memory(ins, other), "1", c.shadow(mine), "1")
+
+
+# nrm2: operands n0 x1 incx2 (a strided vector; llad's form returns the norm)
+def _nrm2_extent(ins: Instruction, i: int) -> tuple[str, str, str]:
+    return "1", ins.operands[0].text, ins.operands[2].text       # (n - 1) incx + 1 elements
+
+
+def _nrm2_scale(c, ty: str, r: str, incx: str) -> str:
+    """1 / r, 0 where r = 0 (the minimum-norm subgradient at the origin); NaN for a non-positive
+    increment (a reversed view, where Numba's own norm reads outside the array)."""
+    b = c.b
+    inv = b.select(b.fcmp("oeq", ty, r, fconst(ty, 0.0)), ty, fconst(ty, 0.0), b.fdiv(ty, fconst(ty, 1.0), r))
+    return b.select(b.icmp("sgt", "i64", incx, "0"), ty, inv, fconst(ty, float("nan")))
+
+
+def _nrm2_forward(c: ForwardContext, ins: Instruction) -> None:
+    """d||x|| = (x . dx) / ||x||."""
+    ty = ins.type
+    n, x, incx = ins.operands
+    if not c.active(Operand(ty, ref(ins.result))):
+        return
+    scale = _nrm2_scale(c, ty, ref(ins.result), incx.text)
+    lanes = [c.b.fmul(ty, scale, c.sdot(ty, n.text, x.text, incx.text, c.shadow(x, j), incx.text))
+             for j in c.lanes(None)]
+    c.set_tangent(ins, lanes)
+
+
+def _nrm2_reverse(c: ReverseContext, ins: Instruction) -> None:
+    """x̄ += r̄ x / ||x||."""
+    ty = ins.type
+    if not c.active(Operand(ty, ref(ins.result))):
+        return
+    rbar = c.take(ins)
+    n, x, incx = ins.operands
+    inc = c.value(incx)
+    a = c.b.fmul(ty, rbar, _nrm2_scale(c, ty, c.value(Operand(ty, ref(ins.result))), inc))
+    c.axpy(ty, c.value(n), a, c.memory(ins, 1), inc, c.shadow(x), inc)
 
 
 # gesv: operands n0 nrhs1 a2 lda3 ipiv4 b5 ldb6: solves A X = B in place (a <- LU, ipiv <- pivots, b <- X)
@@ -270,6 +308,7 @@ BLAS_RULES: dict[str, BlasRule] = {
     "gemm": BlasRule("gemm", (6, 8), 11, (5, 10), _gemm_forward, _gemm_reverse, _gemm_extent),
     "gemv": BlasRule("gemv", (4, 6), 8, (3, 7), _gemv_forward, _gemv_reverse, _gemv_extent),
     "dot": BlasRule("dot", (1, 2), None, (), _dot_forward, _dot_reverse, _dot_extent),
+    "nrm2": BlasRule("nrm2", (1,), None, (), _nrm2_forward, _nrm2_reverse, _nrm2_extent),
     "gesv": BlasRule("gesv", (2, 5), 5, (), _gesv_forward, _gesv_reverse, _gesv_extent, clobbers=(2, 4),
                      saved=(2, 4, 5), integers=(4,)),
 }
@@ -309,8 +348,15 @@ class _Calls:
         _call(self.b, "void", f"llad.blasrt.scale.{_suffix(ty)}",
               [("i64", rows), ("i64", cols), ("ptr", c), ("i64", ldc), (ty, beta)])
 
-    def axpy(self, ty, n, a, x, y) -> None:
-        _call(self.b, "void", f"llad.blasrt.axpy.{_suffix(ty)}", [("i64", n), (ty, a), ("ptr", x), ("ptr", y)])
+    def axpy(self, ty, n, a, x, incx, y, incy) -> None:
+        """y[i incy] += a x[i incx] for i < n (nothing when y is null)."""
+        _call(self.b, "void", f"llad.blasrt.axpy.{_suffix(ty)}",
+              [("i64", n), (ty, a), ("ptr", x), ("i64", incx), ("ptr", y), ("i64", incy)])
+
+    def sdot(self, ty, n, x, incx, y, incy) -> str:
+        """sum x[i incx] y[i incy] for i < n (0 when y is null)."""
+        return _call(self.b, ty, f"llad.blasrt.sdot.{_suffix(ty)}",
+                     [("i64", n), ("ptr", x), ("i64", incx), ("ptr", y), ("i64", incy)])
 
     def at_least_one(self, n: str) -> str:
         """BLAS wants leading dimensions >= 1, also for empty matrices."""
@@ -492,11 +538,19 @@ def _route_gemv(ins: Instruction, ty: str) -> list[Instruction] | None:
 def _route_dot(ins: Instruction, ty: str) -> list[Instruction] | None:
     """`%s = call i32 @numba_xxdot(kind, conj, n, x, y, out)` -> `%s.v = call T @llad.blas.dot(n, x, y)`,
     `store T %s.v, ptr out`; the status (always 0 once the primal compiled) becomes `add i32 0, 0`."""
-    o = ins.operands
+    return _as_value(ins, ty, "dot", ins.operands[2:5], ins.operands[5])
+
+
+def _route_nrm2(ins: Instruction, ty: str) -> list[Instruction] | None:
+    """`numba_xxnrm2(kind, n, x, incx, out)`, as dot."""
+    return _as_value(ins, ty, "nrm2", ins.operands[1:4], ins.operands[4])
+
+
+def _as_value(ins: Instruction, ty: str, routine: str, args: list[Operand], out: Operand) -> list[Instruction]:
     value = f"{ins.result}.v"
-    call = Instruction("call", value, ty, [Operand("i64", o[2].text), Operand("ptr", o[3].text),
-                                           Operand("ptr", o[4].text)], callee=f"llad.blas.dot.{_suffix(ty)}")
-    store = Instruction("store", None, ty, [Operand(ty, ref(value)), Operand("ptr", o[5].text)],
+    call = Instruction("call", value, ty, [Operand(x.type, x.text) for x in args],
+                       callee=f"llad.blas.{routine}.{_suffix(ty)}")
+    store = Instruction("store", None, ty, [Operand(ty, ref(value)), Operand("ptr", out.text)],
                         align=_ELEMENT_BYTES[ty])
     status = Instruction("add", ins.result, "i32", [Operand("i32", "0"), Operand("i32", "0")])
     return [call, store, status]
@@ -508,7 +562,10 @@ def _route_gesv(ins: Instruction, ty: str) -> list[Instruction] | None:
                         callee=f"llad.blas.gesv.{_suffix(ty)}")]
 
 
-_ROUTERS = {"gemm": _route_gemm, "gemv": _route_gemv, "dot": _route_dot, "gesv": _route_gesv}
+_ROUTERS = {"gemm": _route_gemm, "gemv": _route_gemv, "dot": _route_dot, "gesv": _route_gesv, "nrm2": _route_nrm2}
+
+
+_VALUE_ROUTINES = ("llad.blas.dot.", "llad.blas.nrm2.")     # routines llad's form gives a value result
 
 
 def _forward_dot_results(fn: Function) -> None:
@@ -524,7 +581,7 @@ def _forward_dot_results(fn: Function) -> None:
             if ins.opcode != "store" or not ins.operands[0].is_local or not ins.operands[1].is_local:
                 continue
             src, slot = fn.defs.get(ins.operands[0].name), ins.operands[1].name
-            if src is None or src.opcode != "call" or not src.callee.startswith("llad.blas.dot.") or \
+            if src is None or src.opcode != "call" or not src.callee.startswith(_VALUE_ROUTINES) or \
                     fn.defs.get(slot) is None or fn.defs[slot].opcode != "alloca" or base_alloca(fn, slot) != slot:
                 continue
             touching = users.get(slot, [])
@@ -578,6 +635,7 @@ def _params(routine: str, ty: str) -> list[tuple[str, str]]:
         "gemv": [("i8", "t"), ("i64", "m"), ("i64", "n"), (ty, "alpha"), ("ptr", "a"), ("i64", "lda"),
                  ("ptr", "x"), (ty, "beta"), ("ptr", "y")],
         "dot": [("i64", "n"), ("ptr", "x"), ("ptr", "y")],
+        "nrm2": [("i64", "n"), ("ptr", "x"), ("i64", "incx")],
         "gesv": [("i64", "n"), ("i64", "nrhs"), ("ptr", "a"), ("i64", "lda"), ("ptr", "ipiv"), ("ptr", "b"),
                  ("i64", "ldb")],
         "getrs": [("i8", "trans"), ("i64", "n"), ("i64", "nrhs"), ("ptr", "a"), ("i64", "lda"), ("ptr", "ipiv"),
@@ -589,14 +647,15 @@ def _define_routine(module: Module, routine: str, ty: str) -> None:
     """llad.blas.<routine>: Numba's helper, with the scale factors passed in stack slots and the result
     of dot returned."""
     params = _params(routine, ty)
-    ret = ty if routine == "dot" else "i32"
+    ret = ty if routine in ("dot", "nrm2") else "i32"
     b = new_function(f"llad.blas.{routine}.{_suffix(ty)}", ret, params, module, attributes="alwaysinline",
                      linkage="internal")
     kind = ("i8", "100" if ty == "double" else "115")
     args = [(t, f"%{n}") for t, n in params]
-    if routine == "dot":
+    if ret == ty:
         out = b.alloca(ty)
-        b.call("i32", "numba_xxdot", [kind, ("i8", "0"), *args, ("ptr", out)])
+        conj = [("i8", "0")] if routine == "dot" else []
+        b.call("i32", f"numba_xx{routine}", [kind, *conj, *args, ("ptr", out)])
         b.ret(ty, b.load(ty, out))
         return
     if routine == "gesv":
@@ -713,20 +772,39 @@ def _define_scale(module: Module, ty: str) -> None:
 
 
 def _define_axpy(module: Module, ty: str) -> None:
-    """y[i] += a x[i] for i < n (contiguous: what Numba's dot reads; nothing when y is null)."""
-    params = [("i64", "n"), (ty, "a"), ("ptr", "x"), ("ptr", "y")]
+    """y[i incy] += a x[i incx] for i < n (nothing when y is null)."""
+    params = [("i64", "n"), (ty, "a"), ("ptr", "x"), ("i64", "incx"), ("ptr", "y"), ("i64", "incy")]
     b = new_function(f"llad.blasrt.axpy.{_suffix(ty)}", "void", params, module, attributes="alwaysinline",
                      linkage="internal")
     b.cbr(b.op("and", "i1", b.icmp("sgt", "i64", "%n", "0"), b.icmp("ne", "ptr", "%y", "null")), "loop", "done")
     b.new_block("loop")
     i = b.phi("i64", [("0", "entry"), ("%i1", "loop")], name="%i")
-    py = b.gep(ty, "%y", [("i64", i)])
-    b.store(ty, b.op("fadd", ty, b.load(ty, py), b.op("fmul", ty, "%a", b.load(ty, b.gep(ty, "%x", [("i64", i)])),
-                                                      ("contract",)), ("contract",)), py)
+    py = b.gep(ty, "%y", [("i64", b.op("mul", "i64", i, "%incy"))])
+    px = b.gep(ty, "%x", [("i64", b.op("mul", "i64", i, "%incx"))])
+    b.store(ty, b.op("fadd", ty, b.load(ty, py), b.op("fmul", ty, "%a", b.load(ty, px), ("contract",)),
+                     ("contract",)), py)
     b.op("add", "i64", i, "1", name="%i1")
     b.cbr(b.icmp("slt", "i64", "%i1", "%n"), "loop", "done")
     b.new_block("done")
     b.ret()
+
+
+def _define_sdot(module: Module, ty: str) -> None:
+    """sum x[i incx] y[i incy] for i < n (0 when y is null)."""
+    params = [("i64", "n"), ("ptr", "x"), ("i64", "incx"), ("ptr", "y"), ("i64", "incy")]
+    b = new_function(f"llad.blasrt.sdot.{_suffix(ty)}", ty, params, module, attributes="alwaysinline",
+                     linkage="internal")
+    b.cbr(b.op("and", "i1", b.icmp("sgt", "i64", "%n", "0"), b.icmp("ne", "ptr", "%y", "null")), "loop", "done")
+    b.new_block("loop")
+    i = b.phi("i64", [("0", "entry"), ("%i1", "loop")], name="%i")
+    acc = b.phi(ty, [(fconst(ty, 0.0), "entry"), ("%acc1", "loop")], name="%acc")
+    px = b.gep(ty, "%x", [("i64", b.op("mul", "i64", i, "%incx"))])
+    py = b.gep(ty, "%y", [("i64", b.op("mul", "i64", i, "%incy"))])
+    b.op("fadd", ty, acc, b.op("fmul", ty, b.load(ty, px), b.load(ty, py)), name="%acc1")
+    b.op("add", "i64", i, "1", name="%i1")
+    b.cbr(b.icmp("slt", "i64", "%i1", "%n"), "loop", "done")
+    b.new_block("done")
+    b.ret(ty, b.phi(ty, [(fconst(ty, 0.0), "entry"), ("%acc1", "loop")]))
 
 
 def _define_extent(module: Module) -> None:
@@ -736,7 +814,7 @@ def _define_extent(module: Module) -> None:
     b = new_function("llad.blasrt.extent", "i64", params, module, attributes="alwaysinline", linkage="internal")
     span = b.op("add", "i64", b.op("mul", "i64", "%ld", b.op("add", "i64", "%cols", "-1")), "%rows")
     empty = b.op("or", "i1", b.icmp("sle", "i64", "%rows", "0"), b.icmp("sle", "i64", "%cols", "0"))
-    b.ret("i64", b.select(empty, "i64", "0", span))
+    b.ret("i64", b.select(empty, "i64", "0", b.call("i64", "llvm.smax.i64", [("i64", span), ("i64", "0")])))
 
 
 def _define_copy(module: Module) -> None:
@@ -757,7 +835,8 @@ _DEFINITIONS: dict[str, Callable[[Module], None]] = {
        for r in ("gemm", "gemv", "dot") for t in ("double", "float")},
     **{f"llad.blasrt.getrs.{_suffix(t)}": (lambda m, t=t: _define_getrs(m, t)) for t in ("double", "float")},
     **{f"llad.blasrt.{r}.{_suffix(t)}": (lambda m, f=f, t=t: f(m, t))
-       for r, f in (("scale", _define_scale), ("axpy", _define_axpy)) for t in ("double", "float")},
+       for r, f in (("scale", _define_scale), ("axpy", _define_axpy), ("sdot", _define_sdot))
+       for t in ("double", "float")},
     "llad.blasrt.extent": _define_extent,
     "llad.blasrt.copy": _define_copy,
 }

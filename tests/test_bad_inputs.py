@@ -119,11 +119,6 @@ def lapack_det(a):
 
 
 @numba.njit
-def blas_norm(x):
-    return np.linalg.norm(x)
-
-
-@numba.njit
 def next_after(x):
     return np.nextafter(x[0], 2.0)
 
@@ -369,8 +364,6 @@ CASES = [
     Case("lapack-det", "`np.linalg.det` (a LAPACK call)",
          lambda: (Reverse, lapack_det, [Duplicated(np.eye(3) + 0.1, np.zeros((3, 3)))]), llad.NoRuleError,
          r"call to `numba_xxgetrf`", code=lapack_det, op="numba_xxgetrf"),
-    Case("blas-norm", "`np.linalg.norm`", lambda: (Reverse, blas_norm, [Duplicated(x3(), z3())]),
-         llad.NoRuleError, r"call to `numba_xxnrm2`", code=blas_norm, op="numba_xxnrm2"),
     Case("nextafter", "`np.nextafter` (a Numba helper without a rule)",
          lambda: (Reverse, next_after, [Duplicated(x3(), z3())]), llad.NoRuleError,
          r"call to `numba_nextafter`", code=next_after, op="numba_nextafter"),

@@ -102,6 +102,26 @@ def ridge(X, y, lam):                   # ridge regression: normal equations, th
     return np.sum(r * r) + lam * np.sum(w * w)
 
 
+@numba.njit
+def norm_cubed(x):                      # BLAS nrm2
+    return np.linalg.norm(x) ** 3
+
+
+@numba.njit
+def norm_of_view(x):                    # nrm2 with an increment
+    return np.linalg.norm(x[::2]) + np.sum(x)
+
+
+@numba.njit
+def frobenius(A):                       # a matrix's Frobenius norm: nrm2 over its elements
+    return np.sin(np.linalg.norm(A))
+
+
+@numba.njit
+def norm_reversed(x):
+    return np.linalg.norm(x[::-1])
+
+
 def _rng(seed=0):
     return np.random.default_rng(seed)
 
@@ -127,6 +147,9 @@ def _cases():
         ("chained-f32", chained, (r.random((3, 4)).astype(f32), r.random((4, 2)).astype(f32))),
         ("solve_loss", solve_loss, (r.random((4, 4)) + 3 * np.eye(4), r.random(4))),
         ("solve_many-F", solve_many, (np.asfortranarray(r.random((4, 4)) + 3 * np.eye(4)), r.random((4, 2)))),
+        ("norm_cubed", norm_cubed, (r.random(5),)),
+        ("norm_of_view", norm_of_view, (r.random(6),)),
+        ("frobenius-F", frobenius, (np.asfortranarray(r.random((3, 4))),)),
         ("ridge", ridge, (r.random((6, 3)), r.random(6), 0.3)),
         ("solve_loss-f32", solve_loss, ((r.random((3, 3)) + 3 * np.eye(3)).astype(f32), r.random(3).astype(f32))),
     ]
@@ -162,6 +185,23 @@ def test_solve_gradient_is_the_adjoint_system():
     np.testing.assert_allclose(dA, -np.outer(bbar, x), rtol=1e-12)
     (t,) = llad.autodiff(llad.Forward, solve_loss, llad.Duplicated(A, np.eye(5)), llad.Duplicated(b, np.ones(5)))
     assert t == pytest.approx(np.sum(dA * np.eye(5)) + np.sum(db), rel=1e-12)
+
+
+def test_norm_at_the_origin_has_the_zero_subgradient():
+    dx = np.zeros(3)
+    llad.autodiff(llad.Reverse, norm_cubed, llad.Active, llad.Duplicated(np.zeros(3), dx))
+    assert np.all(dx == 0.0)
+    (t,) = llad.autodiff(llad.Forward, frobenius, llad.Duplicated(np.zeros((2, 2)), np.ones((2, 2))))
+    assert t == 0.0
+
+
+@pytest.mark.filterwarnings("ignore::numba.NumbaPerformanceWarning")
+def test_norm_of_a_reversed_view_is_nan_not_silently_wrong():
+    """Numba passes a reversed view to BLAS with a negative increment and reads outside the array (its
+    primal is garbage); llad's derivative there is NaN."""
+    dx = np.zeros(4)
+    llad.autodiff(llad.Reverse, norm_reversed, llad.Active, llad.Duplicated(np.linspace(1, 2, 4), dx))
+    assert np.all(np.isnan(dx))
 
 
 def test_a_singular_system_raises_as_numba_does():
