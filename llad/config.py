@@ -4,7 +4,11 @@
 |---|---|---|
 | `verbose` | `LLAD_VERBOSE` | log each derivative's compilation, stage by stage with its time, to the `llad` logger |
 | `vector_math` | `LLAD_VECTOR_MATH` | llad's vectorisable `exp` in derivative code instead of libm's (default off) |
-| `cache_dir` | `LLAD_CACHE_DIR` | where compiled derivatives are kept between processes (docs/cache.md); `None` (or the variable set to `""` or `none`) disables the disk cache; default: the per-user cache directory (`$XDG_CACHE_HOME/llad`, `~/.cache/llad`; `~/Library/Caches/llad` on macOS, `%LOCALAPPDATA%/llad/Cache` on Windows) |
+| `cache_dir` | `LLAD_CACHE_DIR` | where derivatives are kept for later processes (docs/cache.md); `None` disables it |
+
+`cache_dir` defaults to the per-user cache directory (`$XDG_CACHE_HOME/llad` or `~/.cache/llad`;
+`~/Library/Caches/llad` on macOS, `%LOCALAPPDATA%/llad/Cache` on Windows); LLAD_CACHE_DIR set to `""` or
+`none` disables the disk cache.
 
 Only settings llad implements are here; the others of the API (`guard_memory`) are not built yet and
 are absent rather than accepted and ignored.

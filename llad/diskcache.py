@@ -46,7 +46,7 @@ from . import custom, frontend, jit, nrt
 from .config import config, logger
 from .plan import Plan
 
-FORMAT = 1
+FORMAT = 2
 _MAGIC = b"llad-derivative-cache\n"
 _NONCE = uuid.uuid4().hex[:12]        # this process's: symbols compiled here differ from any loaded one
 
@@ -63,7 +63,7 @@ class CacheStats:
     hits: int = 0          # derivatives loaded from disk
     misses: int = 0        # looked up, not found (or unusable): compiled
     writes: int = 0        # entries written
-    uncacheable: int = 0   # derivatives compiled without looking (a value in the key could not be hashed) or not written
+    uncacheable: int = 0   # compiled without looking (a value of the key cannot be hashed), or not written
     errors: int = 0        # unreadable or corrupt files, ignored
     return_hits: int = 0   # return types read from disk instead of compiling the primal
 
@@ -120,7 +120,8 @@ def _environment() -> tuple:
         cfg = numba.config
         settings = tuple((n, repr(getattr(cfg, n, None))) for n in (
             "OPT", "LOOP_VECTORIZE", "SLP_VECTORIZE", "BOUNDSCHECK", "FASTMATH", "ENABLE_AVX", "CPU_NAME",
-            "CPU_FEATURES", "DEBUGINFO_DEFAULT", "FULL_TRACEBACKS", "LLVM_REFPRUNE_PASS", "USE_LLVMLITE_MEMORY_MANAGER"))
+            "CPU_FEATURES", "DEBUGINFO_DEFAULT", "FULL_TRACEBACKS", "LLVM_REFPRUNE_PASS",
+            "USE_LLVMLITE_MEMORY_MANAGER"))
         _env_token = (FORMAT, _llad_sources(), numba.__version__, llvmlite.__version__, np.__version__,
                       sys.version, platform.machine(), cpu_target.target_context.codegen().magic_tuple(),
                       settings, frontend.PRE_AD_SPEED_LEVEL, nrt.powi_available)
@@ -375,8 +376,8 @@ def _rebuild(p: dict):
     ctx = cpu_target.target_context      # no ctx.refresh(): loading registries would import half of Numba
     library = ctx.codegen().unserialize_library(p["library"])
     library.__dict__["_llad_unopt_texts"] = [text]      # the frontend reads it when a caller is differentiated
-    library.__dict__["_llad_envs"] = p["envs"]           # set_env keeps only a pointer: keep them alive
-    for env in p["envs"]:
+    envs = library.__dict__["_llad_envs"] = [_environment_for(*e) for e in p["envs"]]   # set_env keeps a pointer
+    for env in envs:
         library.codegen.set_env(env.env_name, env)
     for sym in p["entry_undefined"]:
         if sym != p["name"] and not llvm.address_of_symbol(sym):
@@ -464,15 +465,34 @@ def _check_definitions(module, name: str, text: str) -> list[str]:
 
 def _environments(names: list[str]) -> tuple:
     """The Numba environments behind the slots the derivative reads, to be stored with it and set again
-    on loading (what Numba's cache does for its own functions: CompileResult.referenced_envs)."""
+    on loading (what Numba's cache does for its own functions: CompileResult.referenced_envs), as
+    (slot, module name, constants)."""
     from numba.core.environment import lookup_environment
     envs = []
     for name in names:
         env = lookup_environment(name)
         if env is None or not env.can_cache():
             raise _Uncacheable(f"it reads the environment {name}, which cannot be stored")
-        envs.append(env)
+        envs.append((name, env.globals["__name__"], list(env.consts)))
     return tuple(envs)
+
+
+def _environment_for(name: str, module: str, consts: list):
+    """The environment for a slot: the live one when this process has it, else a new one with the stored
+    constants.  Its globals are the module's when that is imported, else a dict naming it: nopython code
+    (the exception paths that read these slots) reads only the constants; the globals serve object-mode
+    code (numba/core/pylowering.py), so the module (25-50 ms of imports for numba.np.arrayobj) is not
+    imported for them.  Such an environment is not registered where Numba would find it for its own
+    functions."""
+    from numba.core.environment import Environment, lookup_environment
+    env = lookup_environment(name)
+    if env is not None:
+        return env
+    mod = sys.modules.get(module)
+    env = Environment(mod.__dict__ if mod is not None else {"__name__": module})
+    env.consts[:] = consts
+    env.env_name = name
+    return env
 
 
 def _undefined(module) -> list[str]:
