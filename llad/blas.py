@@ -34,7 +34,7 @@ from .ir.builder import Builder, fconst, new_function
 from .ir.model import Function, Instruction, Module, Operand, ref
 
 _NUMBA = {"numba_xxdot": "dot", "numba_xxgemv": "gemv", "numba_xxgemm": "gemm", "numba_xgesv": "gesv",
-          "numba_xxnrm2": "nrm2"}
+          "numba_xxnrm2": "nrm2", "numba_xxgetrf": "getrf"}
 _KINDS = {"100": "double", "115": "float"}                        # 'd', 's' (complex: 'z', 'c' are refused)
 _TRANS = {"110": False, "78": False, "116": True, "84": True}     # 'n', 'N', 't', 'T'
 _ELEMENT_BYTES = {"double": 8, "float": 4}
@@ -304,11 +304,40 @@ def _gesv_reverse(c: ReverseContext, ins: Instruction) -> None:
                c.shadow(ops[2]), lda)
 
 
+# getrf: operands m0 n1 a2 lda3 ipiv4: P A = L U in place (a <- L below the diagonal, U on and above it)
+def _getrf_extent(ins: Instruction, i: int) -> tuple[str, str, str]:
+    o = [x.text for x in ins.operands]
+    return (o[0], o[1], o[3]) if i == 2 else (o[0], "1", o[0])
+
+
+def _getrf_forward(c: ForwardContext, ins: Instruction) -> None:
+    """With F = L⁻¹ P dA U⁻¹: dL = L tril₋(F), dU = triu(F) U, packed like the factors (square only:
+    NaN for m != n, which np.linalg never passes)."""
+    o, ty = [x.text for x in ins.operands], float_type(ins.callee)
+    for j in c.lanes(ins.operands[2]):
+        _call(c.b, "void", f"llad.blasrt.getrf_tangent.{_suffix(ty)}",
+              [("i64", o[0]), ("i64", o[1]), ("ptr", o[2]), ("i64", o[3]), ("ptr", o[4]),
+               ("ptr", c.shadow(ins.operands[2], j))])
+
+
+def _getrf_reverse(c: ReverseContext, ins: Instruction) -> None:
+    """Ā = Pᵀ L⁻ᵀ (tril₋(Lᵀ L̄) + triu(Ū Uᵀ)) U⁻ᵀ, from the packed adjoint of the factors, overwriting it."""
+    ty, ops = float_type(ins.callee), ins.operands
+    if not c.active(ops[2]):
+        return
+    m, n, lda = (c.value(ops[i]) for i in (0, 1, 3))
+    _call(c.b, "void", f"llad.blasrt.getrf_adjoint.{_suffix(ty)}",
+          [("i64", m), ("i64", n), ("ptr", c.memory(ins, 2)), ("i64", lda), ("ptr", c.memory(ins, 4)),
+           ("ptr", c.shadow(ops[2]))])
+
+
 BLAS_RULES: dict[str, BlasRule] = {
     "gemm": BlasRule("gemm", (6, 8), 11, (5, 10), _gemm_forward, _gemm_reverse, _gemm_extent),
     "gemv": BlasRule("gemv", (4, 6), 8, (3, 7), _gemv_forward, _gemv_reverse, _gemv_extent),
     "dot": BlasRule("dot", (1, 2), None, (), _dot_forward, _dot_reverse, _dot_extent),
     "nrm2": BlasRule("nrm2", (1,), None, (), _nrm2_forward, _nrm2_reverse, _nrm2_extent),
+    "getrf": BlasRule("getrf", (2,), 2, (), _getrf_forward, _getrf_reverse, _getrf_extent, clobbers=(4,),
+                      saved=(2, 4), integers=(4,)),
     "gesv": BlasRule("gesv", (2, 5), 5, (), _gesv_forward, _gesv_reverse, _gesv_extent, clobbers=(2, 4),
                      saved=(2, 4, 5), integers=(4,)),
 }
@@ -557,12 +586,14 @@ def _as_value(ins: Instruction, ty: str, routine: str, args: list[Operand], out:
 
 
 def _route_gesv(ins: Instruction, ty: str) -> list[Instruction] | None:
-    """`numba_xgesv(kind, n, nrhs, a, lda, ipiv, b, ldb)`: the same operands, the kind in the name."""
+    """`numba_xgesv(kind, n, nrhs, a, lda, ipiv, b, ldb)`: the same operands, the kind in the name (so
+    for getrf)."""
     return [Instruction("call", ins.result, "i32", [Operand(x.type, x.text) for x in ins.operands[1:]],
-                        callee=f"llad.blas.gesv.{_suffix(ty)}")]
+                        callee=f"llad.blas.{ins.callee[len('numba_x'):].lstrip('x')}.{_suffix(ty)}")]
 
 
-_ROUTERS = {"gemm": _route_gemm, "gemv": _route_gemv, "dot": _route_dot, "gesv": _route_gesv, "nrm2": _route_nrm2}
+_ROUTERS = {"gemm": _route_gemm, "gemv": _route_gemv, "dot": _route_dot, "gesv": _route_gesv, "nrm2": _route_nrm2,
+            "getrf": _route_gesv}
 
 
 _VALUE_ROUTINES = ("llad.blas.dot.", "llad.blas.nrm2.")     # routines llad's form gives a value result
@@ -638,6 +669,7 @@ def _params(routine: str, ty: str) -> list[tuple[str, str]]:
         "nrm2": [("i64", "n"), ("ptr", "x"), ("i64", "incx")],
         "gesv": [("i64", "n"), ("i64", "nrhs"), ("ptr", "a"), ("i64", "lda"), ("ptr", "ipiv"), ("ptr", "b"),
                  ("i64", "ldb")],
+        "getrf": [("i64", "m"), ("i64", "n"), ("ptr", "a"), ("i64", "lda"), ("ptr", "ipiv")],
         "getrs": [("i8", "trans"), ("i64", "n"), ("i64", "nrhs"), ("ptr", "a"), ("i64", "lda"), ("ptr", "ipiv"),
                   ("ptr", "b"), ("i64", "ldb")],
     }[routine]
@@ -658,8 +690,8 @@ def _define_routine(module: Module, routine: str, ty: str) -> None:
         b.call("i32", f"numba_xx{routine}", [kind, *conj, *args, ("ptr", out)])
         b.ret(ty, b.load(ty, out))
         return
-    if routine == "gesv":
-        b.ret("i32", b.call("i32", "numba_xgesv", [kind, *args]))
+    if routine in ("gesv", "getrf"):
+        b.ret("i32", b.call("i32", "numba_xgesv" if routine == "gesv" else "numba_xxgetrf", [kind, *args]))
         return
     args = [("ptr", _spill(b, ty, v)) if t == ty else (t, v) for t, v in args]
     b.ret("i32", b.call("i32", f"numba_xx{routine}", [kind, *args]))
@@ -691,22 +723,145 @@ def _define_guarded(module: Module, routine: str, ty: str) -> None:
         b.ret()
 
 
+def _fortran(b: Builder, routine: str, ty: str, args: list[tuple[str, str]]) -> None:
+    """Call SciPy's BLAS/LAPACK `routine` (d or s by ty): Fortran takes every argument by address; `args`
+    are (kind, value) with kind c (a character, i8), i (an integer, i64 here, 32-bit there), f (a float of
+    type ty) or p (a pointer, passed as it is)."""
+    addresses = []
+    for kind, v in args:
+        if kind == "p":
+            addresses.append(("ptr", v))
+        elif kind == "i":
+            addresses.append(("ptr", _spill(b, "i32", b.cast("trunc", "i64", v, "i32"))))
+        else:
+            addresses.append(("ptr", _spill(b, "i8" if kind == "c" else ty, v)))
+    b.call("void", _lapack_symbol(("d" if ty == "double" else "s") + routine), addresses)
+
+
 def _define_getrs(module: Module, ty: str) -> None:
-    """llad.blasrt.getrs: LAPACK's getrs (SciPy's, through its Cython capsule; Fortran: every argument by
-    address, 32-bit integers), nothing when b is null (a missing shadow)."""
-    params = _params("getrs", ty)
-    b = new_function(f"llad.blasrt.getrs.{_suffix(ty)}", "void", params, module, attributes="alwaysinline",
-                     linkage="internal")
+    """llad.blasrt.getrs: LAPACK's getrs, nothing when b is null (a missing shadow)."""
+    b = new_function(f"llad.blasrt.getrs.{_suffix(ty)}", "void", _params("getrs", ty), module,
+                     attributes="alwaysinline", linkage="internal")
     b.cbr(b.icmp("ne", "ptr", "%b", "null"), "call", "skip")
     b.new_block("call")
-    trans = _spill(b, "i8", "%trans")
-    ints = [_spill(b, "i32", b.cast("trunc", "i64", f"%{n}", "i32")) for n in ("n", "nrhs", "lda", "ldb")]
     info = b.alloca("i32")
-    b.call("void", _lapack_symbol(("d" if ty == "double" else "s") + "getrs"),
-           [("ptr", trans), ("ptr", ints[0]), ("ptr", ints[1]), ("ptr", "%a"), ("ptr", ints[2]), ("ptr", "%ipiv"),
-            ("ptr", "%b"), ("ptr", ints[3]), ("ptr", info)])
+    _fortran(b, "getrs", ty, [("c", "%trans"), ("i", "%n"), ("i", "%nrhs"), ("p", "%a"), ("i", "%lda"),
+                              ("p", "%ipiv"), ("p", "%b"), ("i", "%ldb"), ("p", info)])
     b.ret()
     b.new_block("skip")
+    b.ret()
+
+
+_N, _T, _L, _U, _R, _UNIT = "78", "84", "76", "85", "82", "85"      # 'N' 'T' 'L' 'U' 'R' 'U'(nit diagonal)
+
+
+def _tri(b: Builder, ty: str, side, uplo, trans, diag, routine, n, lu, lda, s) -> None:
+    """s <- op(T) s or s op(T) (trmm), or the solve (trsm), T the triangle of the packed factors."""
+    _fortran(b, routine, ty, [("c", side), ("c", uplo), ("c", trans), ("c", diag), ("i", n), ("i", n),
+                              ("f", fconst(ty, 1.0)), ("p", lu), ("i", lda), ("p", s), ("i", lda)])
+
+
+def _getrf_helper(module: Module, ty: str, adjoint: bool) -> None:
+    """llad.blasrt.getrf_tangent / getrf_adjoint(m, n, lu, lda, ipiv, s): s (the packed tangent or adjoint
+    of the factors, n x n with leading dimension lda) rewritten in place; see _getrf_forward/_reverse.
+    Nothing when s is null; NaN in s when m != n."""
+    which = "adjoint" if adjoint else "tangent"
+    params = [("i64", "m"), ("i64", "n"), ("ptr", "lu"), ("i64", "lda"), ("ptr", "ipiv"), ("ptr", "s")]
+    b = new_function(f"llad.blasrt.getrf_{which}.{_suffix(ty)}", "void", params, module, attributes="alwaysinline",
+                     linkage="internal")
+    size = _ELEMENT_BYTES[ty]
+    b.cbr(b.icmp("ne", "ptr", "%s", "null"), "nonnull", "done")
+    b.new_block("nonnull")
+    b.cbr(b.icmp("eq", "i64", "%m", "%n"), "square", "nan")
+    b.new_block("nan")
+    _call(b, "void", f"llad.blasrt.fill.{_suffix(ty)}", [("i64", "%m"), ("i64", "%n"), ("ptr", "%s"), ("i64", "%lda"),
+                                                           (ty, fconst(ty, float("nan")))])
+    b.br("done")
+    b.new_block("square")
+    n, lu, lda, s = "%n", "%lu", "%lda", "%s"
+    ok = b.icmp("sgt", "i64", n, "0")
+    b.cbr(ok, "work", "done")
+    b.new_block("work")
+    bytes_ = b.op("mul", "i64", b.op("mul", "i64", lda, n), str(size))
+    tmp = b.call("ptr", "malloc", [("i64", bytes_)])
+    mask = f"llad.blasrt.mask.{_suffix(ty)}"
+    if not adjoint:
+        # s <- F = L⁻¹ P s U⁻¹
+        _fortran(b, "laswp", ty, [("i", n), ("p", s), ("i", lda), ("i", "1"), ("i", n), ("p", "%ipiv"), ("i", "1")])
+        _tri(b, ty, _L, _L, _N, _UNIT, "trsm", n, lu, lda, s)
+        _tri(b, ty, _R, _U, _N, _N, "trsm", n, lu, lda, s)
+        b.call("void", "llvm.memcpy.p0.p0.i64", [("ptr", tmp), ("ptr", s), ("i64", bytes_), ("i1", "false")])
+        _call(b, "void", mask, [("i64", n), ("ptr", s), ("i64", lda), ("i1", "true")])        # tril₋(F)
+        _tri(b, ty, _L, _L, _N, _UNIT, "trmm", n, lu, lda, s)                               # dL = L tril₋(F)
+        _call(b, "void", mask, [("i64", n), ("ptr", tmp), ("i64", lda), ("i1", "false")])    # triu(F)
+        _tri(b, ty, _R, _U, _N, _N, "trmm", n, lu, lda, tmp)                                # dU = triu(F) U
+    else:
+        b.call("void", "llvm.memcpy.p0.p0.i64", [("ptr", tmp), ("ptr", s), ("i64", bytes_), ("i1", "false")])
+        _call(b, "void", mask, [("i64", n), ("ptr", s), ("i64", lda), ("i1", "true")])        # L̄
+        _tri(b, ty, _L, _L, _T, _UNIT, "trmm", n, lu, lda, s)                               # Lᵀ L̄
+        _call(b, "void", mask, [("i64", n), ("ptr", s), ("i64", lda), ("i1", "true")])        # tril₋(Lᵀ L̄)
+        _call(b, "void", mask, [("i64", n), ("ptr", tmp), ("i64", lda), ("i1", "false")])     # Ū
+        _tri(b, ty, _R, _U, _T, _N, "trmm", n, lu, lda, tmp)                                # Ū Uᵀ
+        _call(b, "void", mask, [("i64", n), ("ptr", tmp), ("i64", lda), ("i1", "false")])     # triu(Ū Uᵀ)
+    _call(b, "void", f"llad.blasrt.addto.{_suffix(ty)}", [("i64", n), ("ptr", tmp), ("ptr", s), ("i64", lda)])
+    if adjoint:
+        # s <- Pᵀ L⁻ᵀ s U⁻ᵀ
+        _tri(b, ty, _L, _L, _T, _UNIT, "trsm", n, lu, lda, s)
+        _tri(b, ty, _R, _U, _T, _N, "trsm", n, lu, lda, s)
+        _fortran(b, "laswp", ty, [("i", n), ("p", s), ("i", lda), ("i", "1"), ("i", n), ("p", "%ipiv"), ("i", "-1")])
+    b.call("void", "free", [("ptr", tmp)])
+    b.br("done")
+    b.new_block("done")
+    b.ret()
+
+
+def _define_mask(module: Module, ty: str) -> None:
+    """llad.blasrt.mask(n, s, lda, lower): zero s's upper triangle with its diagonal (lower: keep the strict
+    lower triangle), or its strict lower triangle (keep the upper one with the diagonal)."""
+    params = [("i64", "n"), ("ptr", "s"), ("i64", "lda"), ("i1", "lower")]
+    b = new_function(f"llad.blasrt.mask.{_suffix(ty)}", "void", params, module, attributes="alwaysinline",
+                     linkage="internal")
+    _square_loop(b, ty, lambda i, j, p: b.store(ty, b.select(
+        b.select(b.icmp("sgt", "i64", i, j), "i1", "%lower", b.op("xor", "i1", "%lower", "true")),
+        ty, b.load(ty, p), fconst(ty, 0.0)), p))
+
+
+def _define_addto(module: Module, ty: str) -> None:
+    """llad.blasrt.addto(n, src, dst, lda): dst += src (n x n, leading dimension lda)."""
+    params = [("i64", "n"), ("ptr", "src"), ("ptr", "dst"), ("i64", "lda")]
+    b = new_function(f"llad.blasrt.addto.{_suffix(ty)}", "void", params, module, attributes="alwaysinline",
+                     linkage="internal")
+
+    def body(i, j, p):
+        q = b.gep(ty, "%src", [("i64", b.op("add", "i64", i, b.op("mul", "i64", j, "%lda")))])
+        b.store(ty, b.op("fadd", ty, b.load(ty, p), b.load(ty, q)), p)
+    _square_loop(b, ty, body, target="%dst")
+
+
+def _define_fill(module: Module, ty: str) -> None:
+    """llad.blasrt.fill(m, n, s, lda, v): every element of the m x n matrix s set to v."""
+    params = [("i64", "m"), ("i64", "n"), ("ptr", "s"), ("i64", "lda"), (ty, "v")]
+    b = new_function(f"llad.blasrt.fill.{_suffix(ty)}", "void", params, module, attributes="alwaysinline",
+                     linkage="internal")
+    _square_loop(b, ty, lambda i, j, p: b.store(ty, "%v", p), rows="%m")
+
+
+def _square_loop(b: Builder, ty: str, body, target: str = "%s", rows: str = "%n") -> None:
+    """for j < n, i < rows: body(i, j, &target[i + j lda]); then return."""
+    ok = b.op("and", "i1", b.icmp("sgt", "i64", rows, "0"), b.icmp("sgt", "i64", "%n", "0"))
+    b.cbr(ok, "col", "done")
+    b.new_block("col")
+    j = b.phi("i64", [("0", "entry"), ("%j1", "next")], name="%j")
+    b.br("row")
+    b.new_block("row")
+    i = b.phi("i64", [("0", "col"), ("%i1", "row")], name="%i")
+    body(i, j, b.gep(ty, target, [("i64", b.op("add", "i64", i, b.op("mul", "i64", j, "%lda")))]))
+    b.op("add", "i64", i, "1", name="%i1")
+    b.cbr(b.icmp("slt", "i64", "%i1", rows), "row", "next")
+    b.new_block("next")
+    b.op("add", "i64", j, "1", name="%j1")
+    b.cbr(b.icmp("slt", "i64", "%j1", "%n"), "col", "done")
+    b.new_block("done")
     b.ret()
 
 
@@ -721,21 +876,22 @@ def _lapack_symbol(name: str) -> str:
 
 
 def register_symbols() -> None:
-    """Bind llad_dgetrs, llad_sgetrs to SciPy's Cython LAPACK (before JIT-compiling or loading code that
-    calls them)."""
+    """Bind llad_<d|s><getrs|laswp|trsm|trmm> to SciPy's Cython BLAS and LAPACK, the libraries Numba's own
+    helpers call (before JIT-compiling or loading code that calls them)."""
     if _SYMBOLS:
         return
     import ctypes
 
     import llvmlite.binding as llvm
-    from scipy.linalg import cython_lapack
+    from scipy.linalg import cython_blas, cython_lapack
     get_name, get_pointer = ctypes.pythonapi.PyCapsule_GetName, ctypes.pythonapi.PyCapsule_GetPointer
     get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
     get_pointer.restype, get_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
-    for name in ("dgetrs", "sgetrs"):
-        capsule = cython_lapack.__pyx_capi__[name]
-        llvm.add_symbol(f"llad_{name}", get_pointer(capsule, get_name(capsule)))
-        _SYMBOLS[name] = f"llad_{name}"
+    for lib, names in ((cython_lapack, ("getrs", "laswp")), (cython_blas, ("trsm", "trmm"))):
+        for name in (p + r for r in names for p in "ds"):
+            capsule = lib.__pyx_capi__[name]
+            llvm.add_symbol(f"llad_{name}", get_pointer(capsule, get_name(capsule)))
+            _SYMBOLS[name] = f"llad_{name}"
 
 
 def _spill(b: Builder, ty: str, v: str) -> str:
@@ -834,6 +990,11 @@ _DEFINITIONS: dict[str, Callable[[Module], None]] = {
     **{f"llad.blasrt.{r}.{_suffix(t)}": (lambda m, r=r, t=t: _define_guarded(m, r, t))
        for r in ("gemm", "gemv", "dot") for t in ("double", "float")},
     **{f"llad.blasrt.getrs.{_suffix(t)}": (lambda m, t=t: _define_getrs(m, t)) for t in ("double", "float")},
+    **{f"llad.blasrt.getrf_{w}.{_suffix(t)}": (lambda m, t=t, a=(w == "adjoint"): _getrf_helper(m, t, a))
+       for w in ("tangent", "adjoint") for t in ("double", "float")},
+    **{f"llad.blasrt.{r}.{_suffix(t)}": (lambda m, f=f, t=t: f(m, t))
+       for r, f in (("mask", _define_mask), ("addto", _define_addto), ("fill", _define_fill))
+       for t in ("double", "float")},
     **{f"llad.blasrt.{r}.{_suffix(t)}": (lambda m, f=f, t=t: f(m, t))
        for r, f in (("scale", _define_scale), ("axpy", _define_axpy), ("sdot", _define_sdot))
        for t in ("double", "float")},

@@ -122,6 +122,26 @@ def norm_reversed(x):
     return np.linalg.norm(x[::-1])
 
 
+@numba.njit
+def log_determinant(A):                 # LAPACK getrf, then Numba's walk along U's diagonal
+    return np.linalg.slogdet(A)[1]
+
+
+@numba.njit
+def determinant(A):
+    return np.linalg.det(A)
+
+
+@numba.njit
+def gaussian_nll(S, x):                 # a Gaussian's negative log-likelihood: slogdet and solve
+    return 0.5 * np.linalg.slogdet(S)[1] + 0.5 * np.dot(x, np.linalg.solve(S, x))
+
+
+def _spd(r, n):
+    m = r.random((n, n))
+    return m @ m.T + np.eye(n)
+
+
 def _rng(seed=0):
     return np.random.default_rng(seed)
 
@@ -150,6 +170,10 @@ def _cases():
         ("norm_cubed", norm_cubed, (r.random(5),)),
         ("norm_of_view", norm_of_view, (r.random(6),)),
         ("frobenius-F", frobenius, (np.asfortranarray(r.random((3, 4))),)),
+        ("log_determinant", log_determinant, (_spd(r, 4),)),
+        ("determinant", determinant, (r.random((4, 4)) - 0.5,)),
+        ("determinant-F", determinant, (np.asfortranarray(r.random((3, 3)) - 0.5),)),
+        ("gaussian_nll", gaussian_nll, (_spd(r, 3), r.random(3))),
         ("ridge", ridge, (r.random((6, 3)), r.random(6), 0.3)),
         ("solve_loss-f32", solve_loss, ((r.random((3, 3)) + 3 * np.eye(3)).astype(f32), r.random(3).astype(f32))),
     ]
@@ -185,6 +209,22 @@ def test_solve_gradient_is_the_adjoint_system():
     np.testing.assert_allclose(dA, -np.outer(bbar, x), rtol=1e-12)
     (t,) = llad.autodiff(llad.Forward, solve_loss, llad.Duplicated(A, np.eye(5)), llad.Duplicated(b, np.ones(5)))
     assert t == pytest.approx(np.sum(dA * np.eye(5)) + np.sum(db), rel=1e-12)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 9])
+def test_determinant_gradient_is_the_cofactor_matrix(n):
+    """d det(A) / dA = det(A) A⁻ᵀ; d log|det A| / dA = A⁻ᵀ (Jacobi's formula), with row pivoting at work."""
+    r = _rng(7 + n)
+    A = r.standard_normal((n, n))
+    dA = np.zeros_like(A)
+    llad.autodiff(llad.Reverse, determinant, llad.Active, llad.Duplicated(A, dA))
+    np.testing.assert_allclose(dA, np.linalg.det(A) * np.linalg.inv(A).T, rtol=1e-10, atol=1e-12)
+    dA[:] = 0
+    llad.autodiff(llad.Reverse, log_determinant, llad.Active, llad.Duplicated(A, dA))
+    np.testing.assert_allclose(dA, np.linalg.inv(A).T, rtol=1e-10, atol=1e-12)
+    V = r.standard_normal((n, n))
+    (t,) = llad.autodiff(llad.Forward, log_determinant, llad.Duplicated(A, V))
+    assert t == pytest.approx(np.trace(np.linalg.solve(A, V)), rel=1e-10, abs=1e-12)
 
 
 def test_norm_at_the_origin_has_the_zero_subgradient():
