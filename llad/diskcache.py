@@ -369,6 +369,8 @@ def _rebuild(p: dict):
     engine = cpu_target.target_context.codegen()._engine
     if engine.is_symbol_defined(p["name"]) or engine.is_symbol_defined(p["entry_symbol"]):
         raise _Uncacheable("its symbol is defined in this process already")
+    if any(sym.startswith("llad_") for sym in p["undefined"]):
+        _register_lapack_symbols()
     for sym in p["undefined"]:                   # MCJIT aborts the process on a symbol it cannot resolve
         if not llvm.address_of_symbol(sym):
             raise _Uncacheable(f"symbol {sym} is not available in this process")
@@ -388,6 +390,15 @@ def _rebuild(p: dict):
                    alias_pairs=p["alias_pairs"], written=p["written"], name=p["name"], frame_bytes=p["frame_bytes"],
                    function_name=p["function_name"], loaded=True)
     return d
+
+
+def _register_lapack_symbols() -> None:
+    """llad's names for SciPy's BLAS/LAPACK routines (blas.py) are bound when code calling them is first
+    compiled in a process; a loaded derivative calling them needs them bound first."""
+    from . import blas
+    register = getattr(blas, "register_symbols", None)
+    if register is not None:
+        register()
 
 
 def save(digest: str | None, d) -> None:
@@ -455,6 +466,8 @@ def _check_definitions(module, name: str, text: str) -> list[str]:
             continue
         if gv.name.startswith(("NRT_", "nrt_", "__excinfo_unwrap_args")):
             continue        # Numba's, the same code wherever defined (the last is named by a hash of its types)
+        if gv.name.startswith(".dtor.") and gv.linkage in (llvm.Linkage.linkonce_odr, llvm.Linkage.weak_odr):
+            continue        # Numba's destructors, named by the type they destroy (`.dtor.list.int64`)
         if gv.name.startswith("_ZN08NumbaEnv") and gv.linkage == llvm.Linkage.common:
             if text.count(gv.name) > 1:
                 read.append(gv.name)

@@ -268,6 +268,40 @@ def test_exceptions_raised_in_a_loaded_derivative_carry_their_message(tmp_path):
     assert second["message"] == first["message"] == "cannot assign slice of shape (4,) from input of shape (5,)"
 
 
+def test_blas_and_lapack_calls_load(tmp_path):
+    """Derivatives calling Numba's BLAS helpers and SciPy's LAPACK through llad's bound names
+    (llad_dtrsm, ...): the names are bound before the object code is loaded."""
+    cache, env = _setup(tmp_path)
+    (tmp_path / "linalg.py").write_text(textwrap.dedent("""
+        import numba, numpy as np
+
+        @numba.njit
+        def quad(A, x):
+            y = A @ x
+            return (y * y).sum()
+
+        @numba.njit
+        def det(A):
+            return np.linalg.det(A)
+    """))
+    (tmp_path / "run.py").write_text(textwrap.dedent("""
+        import json, os, numpy as np, llad, linalg
+        from llad import api, diskcache
+        if os.environ.get("FORBID_COMPILE"):
+            api.build_derivative = None
+        A = np.array([[2.0, 1.0, 0.5], [0.3, 3.0, 1.0], [0.2, 0.1, 4.0]])
+        x, dx, dA = np.linspace(0.1, 1.0, 3), np.zeros(3), np.zeros((3, 3))
+        llad.autodiff(llad.Reverse, linalg.quad, llad.Const(A), llad.Duplicated(x, dx))
+        assert np.allclose(dx, 2 * A.T @ (A @ x), rtol=1e-13, atol=0), dx
+        llad.autodiff(llad.Reverse, linalg.det, llad.Duplicated(A, dA))
+        assert np.allclose(dA, np.linalg.det(A) * np.linalg.inv(A).T, rtol=1e-12, atol=0), dA   # Jacobi
+        print(json.dumps(dict(vars(diskcache.stats), compiled=api.compile_count["n"])))
+    """))
+    assert _run(tmp_path, env)["writes"] == 2
+    second = _run(tmp_path, env, FORBID_COMPILE="1")
+    assert second["hits"] == 2 and second["compiled"] == 0, second
+
+
 # --- the key, in this process (nothing is written: key() only hashes) ------------------------------------
 G = 1.5
 
