@@ -34,7 +34,7 @@ from .ir.builder import Builder, fconst, new_function
 from .ir.model import Function, Instruction, Module, Operand, ref
 
 _NUMBA = {"numba_xxdot": "dot", "numba_xxgemv": "gemv", "numba_xxgemm": "gemm", "numba_xgesv": "gesv",
-          "numba_xxnrm2": "nrm2", "numba_xxgetrf": "getrf"}
+          "numba_xxnrm2": "nrm2", "numba_xxgetrf": "getrf", "numba_xxpotrf": "potrf"}
 _KINDS = {"100": "double", "115": "float"}                        # 'd', 's' (complex: 'z', 'c' are refused)
 _TRANS = {"110": False, "78": False, "116": True, "84": True}     # 'n', 'N', 't', 'T'
 _ELEMENT_BYTES = {"double": 8, "float": 4}
@@ -331,6 +331,37 @@ def _getrf_reverse(c: ReverseContext, ins: Instruction) -> None:
            ("ptr", c.shadow(ops[2]))])
 
 
+# potrf: operands uplo0 n1 a2 lda3: A = L Lᵀ ('L': from and into a's lower triangle) or Uᵀ U ('U': upper);
+# the other triangle is left as it was (its derivative passes through)
+def _potrf_extent(ins: Instruction, i: int) -> tuple[str, str, str]:
+    o = [x.text for x in ins.operands]
+    return o[1], o[1], o[3]
+
+
+def _upper(ins: Instruction) -> bool:
+    return ins.operands[0].text in ("85", "117")
+
+
+def _potrf_forward(c: ForwardContext, ins: Instruction) -> None:
+    """dL = L Φ(L⁻¹ dA L⁻ᵀ), dA the symmetric matrix of the triangle's tangents, Φ the strict lower triangle
+    plus half the diagonal ('U': the mirror image, dU = Φ(U⁻ᵀ dA U⁻¹) U)."""
+    o, ty = [x.text for x in ins.operands], float_type(ins.callee)
+    which = "U" if _upper(ins) else "L"
+    for j in c.lanes(ins.operands[2]):
+        _call(c.b, "void", f"llad.blasrt.potrf_tangent_{which}.{_suffix(ty)}",
+              [("i64", o[1]), ("ptr", o[2]), ("i64", o[3]), ("ptr", c.shadow(ins.operands[2], j))])
+
+
+def _potrf_reverse(c: ReverseContext, ins: Instruction) -> None:
+    """G = L⁻ᵀ Φ(Lᵀ L̄) L⁻¹; the triangle's adjoint is G + Gᵀ off the diagonal, G on it ('U': mirrored)."""
+    ty, ops = float_type(ins.callee), ins.operands
+    if not c.active(ops[2]):
+        return
+    which = "U" if _upper(ins) else "L"
+    _call(c.b, "void", f"llad.blasrt.potrf_adjoint_{which}.{_suffix(ty)}",
+          [("i64", c.value(ops[1])), ("ptr", c.memory(ins, 2)), ("i64", c.value(ops[3])), ("ptr", c.shadow(ops[2]))])
+
+
 BLAS_RULES: dict[str, BlasRule] = {
     "gemm": BlasRule("gemm", (6, 8), 11, (5, 10), _gemm_forward, _gemm_reverse, _gemm_extent),
     "gemv": BlasRule("gemv", (4, 6), 8, (3, 7), _gemv_forward, _gemv_reverse, _gemv_extent),
@@ -338,6 +369,7 @@ BLAS_RULES: dict[str, BlasRule] = {
     "nrm2": BlasRule("nrm2", (1,), None, (), _nrm2_forward, _nrm2_reverse, _nrm2_extent),
     "getrf": BlasRule("getrf", (2,), 2, (), _getrf_forward, _getrf_reverse, _getrf_extent, clobbers=(4,),
                       saved=(2, 4), integers=(4,)),
+    "potrf": BlasRule("potrf", (2,), 2, (), _potrf_forward, _potrf_reverse, _potrf_extent),
     "gesv": BlasRule("gesv", (2, 5), 5, (), _gesv_forward, _gesv_reverse, _gesv_extent, clobbers=(2, 4),
                      saved=(2, 4, 5), integers=(4,)),
 }
@@ -592,8 +624,15 @@ def _route_gesv(ins: Instruction, ty: str) -> list[Instruction] | None:
                         callee=f"llad.blas.{ins.callee[len('numba_x'):].lstrip('x')}.{_suffix(ty)}")]
 
 
-_ROUTERS = {"gemm": _route_gemm, "gemv": _route_gemv, "dot": _route_dot, "gesv": _route_gesv, "nrm2": _route_nrm2,
-            "getrf": _route_gesv}
+def _route_potrf(ins: Instruction, ty: str) -> list[Instruction] | None:
+    """`numba_xxpotrf(kind, uplo, n, a, lda)`, when uplo is a constant llad knows."""
+    if ins.operands[1].text not in ("85", "117", "76", "108"):
+        return None
+    return _route_gesv(ins, ty)
+
+
+_ROUTERS = {"gemm": _route_gemm, "gemv": _route_gemv, "dot": _route_dot, "nrm2": _route_nrm2, "gesv": _route_gesv,
+            "getrf": _route_gesv, "potrf": _route_potrf}
 
 
 _VALUE_ROUTINES = ("llad.blas.dot.", "llad.blas.nrm2.")     # routines llad's form gives a value result
@@ -669,6 +708,7 @@ def _params(routine: str, ty: str) -> list[tuple[str, str]]:
         "nrm2": [("i64", "n"), ("ptr", "x"), ("i64", "incx")],
         "gesv": [("i64", "n"), ("i64", "nrhs"), ("ptr", "a"), ("i64", "lda"), ("ptr", "ipiv"), ("ptr", "b"),
                  ("i64", "ldb")],
+        "potrf": [("i8", "uplo"), ("i64", "n"), ("ptr", "a"), ("i64", "lda")],
         "getrf": [("i64", "m"), ("i64", "n"), ("ptr", "a"), ("i64", "lda"), ("ptr", "ipiv")],
         "getrs": [("i8", "trans"), ("i64", "n"), ("i64", "nrhs"), ("ptr", "a"), ("i64", "lda"), ("ptr", "ipiv"),
                   ("ptr", "b"), ("i64", "ldb")],
@@ -690,8 +730,8 @@ def _define_routine(module: Module, routine: str, ty: str) -> None:
         b.call("i32", f"numba_xx{routine}", [kind, *conj, *args, ("ptr", out)])
         b.ret(ty, b.load(ty, out))
         return
-    if routine in ("gesv", "getrf"):
-        b.ret("i32", b.call("i32", "numba_xgesv" if routine == "gesv" else "numba_xxgetrf", [kind, *args]))
+    if routine in ("gesv", "getrf", "potrf"):
+        b.ret("i32", b.call("i32", "numba_xgesv" if routine == "gesv" else f"numba_xx{routine}", [kind, *args]))
         return
     args = [("ptr", _spill(b, ty, v)) if t == ty else (t, v) for t, v in args]
     b.ret("i32", b.call("i32", f"numba_xx{routine}", [kind, *args]))
@@ -813,6 +853,123 @@ def _getrf_helper(module: Module, ty: str, adjoint: bool) -> None:
     b.br("done")
     b.new_block("done")
     b.ret()
+
+
+def _potrf_helper(module: Module, ty: str, upper: bool, adjoint: bool) -> None:
+    """llad.blasrt.potrf_<tangent|adjoint>_<L|U>(n, f, lda, s): s's triangle (the factor's tangent or
+    adjoint) rewritten in place, see _potrf_forward/_reverse; the 'U' case is the transpose of the 'L' one.
+    Nothing when s is null."""
+    which, tri = ("adjoint" if adjoint else "tangent"), ("U" if upper else "L")
+    params = [("i64", "n"), ("ptr", "f"), ("i64", "lda"), ("ptr", "s")]
+    b = new_function(f"llad.blasrt.potrf_{which}_{tri}.{_suffix(ty)}", "void", params, module,
+                     attributes="alwaysinline", linkage="internal")
+    n, f, lda, s = "%n", "%f", "%lda", "%s"
+    b.cbr(b.op("and", "i1", b.icmp("ne", "ptr", s, "null"), b.icmp("sgt", "i64", n, "0")), "work", "done")
+    b.new_block("work")
+    t = b.call("ptr", "malloc", [("i64", b.op("mul", "i64", b.op("mul", "i64", lda, n), str(_ELEMENT_BYTES[ty])))])
+    sx = _suffix(ty)
+    flag = "true" if upper else "false"
+    uplo = _U if upper else _L
+    # with 'L': left = L, and op(L) products; 'U' swaps sides and transposes
+    if not adjoint:
+        _call(b, "void", f"llad.blasrt.symmetric.{sx}", [("i64", n), ("ptr", s), ("ptr", t), ("i64", lda),
+                                                         ("i1", flag)])
+        if upper:   # U⁻ᵀ T U⁻¹
+            _tri(b, ty, _L, uplo, _T, _N, "trsm", n, f, lda, t)
+            _tri(b, ty, _R, uplo, _N, _N, "trsm", n, f, lda, t)
+        else:       # L⁻¹ T L⁻ᵀ
+            _tri(b, ty, _L, uplo, _N, _N, "trsm", n, f, lda, t)
+            _tri(b, ty, _R, uplo, _T, _N, "trsm", n, f, lda, t)
+        _call(b, "void", f"llad.blasrt.phi.{sx}", [("i64", n), ("ptr", t), ("i64", lda), ("i1", flag)])
+        _tri(b, ty, _R if upper else _L, uplo, _N, _N, "trmm", n, f, lda, t)      # Φ U, or L Φ
+        _call(b, "void", f"llad.blasrt.put_triangle.{sx}", [("i64", n), ("ptr", t), ("ptr", s), ("i64", lda),
+                                                            ("i1", flag)])
+    else:
+        _call(b, "void", f"llad.blasrt.get_triangle.{sx}", [("i64", n), ("ptr", s), ("ptr", t), ("i64", lda),
+                                                            ("i1", flag)])
+        _tri(b, ty, _R if upper else _L, uplo, _T, _N, "trmm", n, f, lda, t)      # Ū Uᵀ, or Lᵀ L̄
+        _call(b, "void", f"llad.blasrt.phi.{sx}", [("i64", n), ("ptr", t), ("i64", lda), ("i1", flag)])
+        if upper:   # U⁻¹ Φ U⁻ᵀ
+            _tri(b, ty, _L, uplo, _N, _N, "trsm", n, f, lda, t)
+            _tri(b, ty, _R, uplo, _T, _N, "trsm", n, f, lda, t)
+        else:       # L⁻ᵀ Φ L⁻¹
+            _tri(b, ty, _L, uplo, _T, _N, "trsm", n, f, lda, t)
+            _tri(b, ty, _R, uplo, _N, _N, "trsm", n, f, lda, t)
+        _call(b, "void", f"llad.blasrt.fold_triangle.{sx}", [("i64", n), ("ptr", t), ("ptr", s), ("i64", lda),
+                                                             ("i1", flag)])
+    b.call("void", "free", [("ptr", t)])
+    b.br("done")
+    b.new_block("done")
+    b.ret()
+
+
+def _in_triangle(b: Builder, i: str, j: str, upper: str, strict: bool) -> str:
+    """Whether element (i, j) lies in the lower triangle (upper: the upper one), diagonal unless strict."""
+    lower_test = b.icmp("sgt" if strict else "sge", "i64", i, j)
+    upper_test = b.icmp("slt" if strict else "sle", "i64", i, j)
+    return b.select(upper, "i1", upper_test, lower_test)
+
+
+def _define_pair_op(module: Module, ty: str, name: str, body) -> None:
+    """llad.blasrt.<name>(n, src, dst, lda, upper): for each (i, j), body(b, i, j, src, dst, at)."""
+    params = [("i64", "n"), ("ptr", "src"), ("ptr", "dst"), ("i64", "lda"), ("i1", "upper")]
+    b = new_function(f"llad.blasrt.{name}.{_suffix(ty)}", "void", params, module, attributes="alwaysinline",
+                     linkage="internal")
+
+    def at(p, i, j):
+        return b.gep(ty, p, [("i64", b.op("add", "i64", i, b.op("mul", "i64", j, "%lda")))])
+    _square_loop(b, ty, lambda i, j, _: body(b, i, j, at), target="%dst")
+
+
+def _symmetric(b, i, j, at) -> None:
+    """dst = the symmetric matrix whose lower (upper) triangle is src's."""
+    ty = _ty_of(b)
+    inside = _in_triangle(b, i, j, "%upper", strict=False)
+    v = b.select(inside, ty, b.load(ty, at("%src", i, j)), b.load(ty, at("%src", j, i)))
+    b.store(ty, v, at("%dst", i, j))
+
+
+def _get_triangle(b, i, j, at) -> None:
+    """dst = src's lower (upper) triangle with the diagonal, zeros elsewhere."""
+    ty = _ty_of(b)
+    inside = _in_triangle(b, i, j, "%upper", strict=False)
+    b.store(ty, b.select(inside, ty, b.load(ty, at("%src", i, j)), fconst(ty, 0.0)), at("%dst", i, j))
+
+
+def _put_triangle(b, i, j, at) -> None:
+    """dst's lower (upper) triangle with the diagonal = src's; the rest of dst unchanged."""
+    ty = _ty_of(b)
+    inside = _in_triangle(b, i, j, "%upper", strict=False)
+    p = at("%dst", i, j)
+    b.store(ty, b.select(inside, ty, b.load(ty, at("%src", i, j)), b.load(ty, p)), p)
+
+
+def _fold_triangle(b, i, j, at) -> None:
+    """dst's lower (upper) triangle = src + srcᵀ off the diagonal, src on it; the rest of dst unchanged."""
+    ty = _ty_of(b)
+    inside = _in_triangle(b, i, j, "%upper", strict=False)
+    p, g = at("%dst", i, j), b.load(ty, at("%src", i, j))
+    folded = b.select(b.icmp("eq", "i64", i, j), ty, g, b.op("fadd", ty, g, b.load(ty, at("%src", j, i))))
+    b.store(ty, b.select(inside, ty, folded, b.load(ty, p)), p)
+
+
+def _ty_of(b: Builder) -> str:
+    return "double" if b.function.name.endswith(".f64") else "float"
+
+
+def _define_phi(module: Module, ty: str) -> None:
+    """llad.blasrt.phi(n, s, lda, upper): the strict lower (upper) triangle, half the diagonal, zeros above
+    (below)."""
+    params = [("i64", "n"), ("ptr", "s"), ("i64", "lda"), ("i1", "upper")]
+    b = new_function(f"llad.blasrt.phi.{_suffix(ty)}", "void", params, module, attributes="alwaysinline",
+                     linkage="internal")
+
+    def body(i, j, p):
+        v = b.load(ty, p)
+        strict = _in_triangle(b, i, j, "%upper", strict=True)
+        half = b.op("fmul", ty, v, fconst(ty, 0.5))
+        b.store(ty, b.select(strict, ty, v, b.select(b.icmp("eq", "i64", i, j), ty, half, fconst(ty, 0.0))), p)
+    _square_loop(b, ty, body)
 
 
 def _define_mask(module: Module, ty: str) -> None:
@@ -993,7 +1150,14 @@ _DEFINITIONS: dict[str, Callable[[Module], None]] = {
     **{f"llad.blasrt.getrf_{w}.{_suffix(t)}": (lambda m, t=t, a=(w == "adjoint"): _getrf_helper(m, t, a))
        for w in ("tangent", "adjoint") for t in ("double", "float")},
     **{f"llad.blasrt.{r}.{_suffix(t)}": (lambda m, f=f, t=t: f(m, t))
-       for r, f in (("mask", _define_mask), ("addto", _define_addto), ("fill", _define_fill))
+       for r, f in (("mask", _define_mask), ("addto", _define_addto), ("fill", _define_fill), ("phi", _define_phi))
+       for t in ("double", "float")},
+    **{f"llad.blasrt.potrf_{w}_{u}.{_suffix(t)}":
+       (lambda m, t=t, up=(u == "U"), a=(w == "adjoint"): _potrf_helper(m, t, up, a))
+       for w in ("tangent", "adjoint") for u in "LU" for t in ("double", "float")},
+    **{f"llad.blasrt.{r}.{_suffix(t)}": (lambda m, r=r, f=f, t=t: _define_pair_op(m, t, r, f))
+       for r, f in (("symmetric", _symmetric), ("get_triangle", _get_triangle), ("put_triangle", _put_triangle),
+                    ("fold_triangle", _fold_triangle))
        for t in ("double", "float")},
     **{f"llad.blasrt.{r}.{_suffix(t)}": (lambda m, f=f, t=t: f(m, t))
        for r, f in (("scale", _define_scale), ("axpy", _define_axpy), ("sdot", _define_sdot))

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numba.np.linalg import _LAPACK
 
 import llad
 from llad.testing import check_grads
@@ -137,6 +138,36 @@ def gaussian_nll(S, x):                 # a Gaussian's negative log-likelihood: 
     return 0.5 * np.linalg.slogdet(S)[1] + 0.5 * np.dot(x, np.linalg.solve(S, x))
 
 
+@numba.njit
+def cholesky_sines(A):                  # LAPACK potrf on one triangle ('U' in Fortran order), Numba zeroes the other
+    return np.sum(np.sin(np.linalg.cholesky(A)))
+
+
+@numba.njit
+def gaussian_nll_cholesky(S, x):        # the textbook way: log det from the factor's diagonal, then a solve
+    L = np.linalg.cholesky(S)
+    half_logdet = 0.0
+    for i in range(L.shape[0]):
+        half_logdet += np.log(L[i, i])
+    z = np.linalg.solve(L, x)
+    return half_logdet + 0.5 * np.dot(z, z)
+
+
+_potrf = _LAPACK().numba_xxpotrf(numba.float64)
+
+
+@numba.njit
+def lower_factor(A):                    # potrf with 'L' (Numba itself only passes 'U'): the rule's other half
+    n = A.shape[0]
+    a = A.copy().T.copy().T             # a Fortran-order copy
+    _potrf(100, 76, n, a.ctypes, n)
+    s = 0.0
+    for j in range(n):
+        for i in range(n):
+            s += np.sin(a[i, j]) * (i + 2 * j + 1)     # the untouched upper triangle too
+    return s
+
+
 def _spd(r, n):
     m = r.random((n, n))
     return m @ m.T + np.eye(n)
@@ -174,6 +205,9 @@ def _cases():
         ("determinant", determinant, (r.random((4, 4)) - 0.5,)),
         ("determinant-F", determinant, (np.asfortranarray(r.random((3, 3)) - 0.5),)),
         ("gaussian_nll", gaussian_nll, (_spd(r, 3), r.random(3))),
+        ("cholesky_sines", cholesky_sines, (_spd(r, 4),)),
+        ("gaussian_nll_cholesky", gaussian_nll_cholesky, (_spd(r, 3), r.random(3))),
+        ("lower_factor-F", lower_factor, (np.asfortranarray(_spd(r, 4)),)),
         ("ridge", ridge, (r.random((6, 3)), r.random(6), 0.3)),
         ("solve_loss-f32", solve_loss, ((r.random((3, 3)) + 3 * np.eye(3)).astype(f32), r.random(3).astype(f32))),
     ]
@@ -225,6 +259,18 @@ def test_determinant_gradient_is_the_cofactor_matrix(n):
     V = r.standard_normal((n, n))
     (t,) = llad.autodiff(llad.Forward, log_determinant, llad.Duplicated(A, V))
     assert t == pytest.approx(np.trace(np.linalg.solve(A, V)), rel=1e-10, abs=1e-12)
+
+
+def test_cholesky_gradient_of_the_log_determinant():
+    """sum(log diag(L)) = log det(S) / 2: its gradient is S⁻¹ / 2 read on the triangle potrf uses (C order:
+    the lower one), the off-diagonal entries counting twice (they stand for both halves of S)."""
+    r = _rng(11)
+    S = _spd(r, 5)
+    dS = np.zeros_like(S)
+    llad.autodiff(llad.Reverse, gaussian_nll_cholesky, llad.Active, llad.Duplicated(S, dS),
+                  llad.Const(np.zeros(5)))
+    G = 0.5 * np.linalg.inv(S)
+    np.testing.assert_allclose(dS, np.tril(2 * G, -1) + np.diag(np.diag(G)), rtol=1e-10, atol=1e-13)
 
 
 def test_norm_at_the_origin_has_the_zero_subgradient():
