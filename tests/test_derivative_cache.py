@@ -185,10 +185,39 @@ def test_two_processes_writing_at_once_both_succeed(tmp_path):
     for p in procs:
         out, err = p.communicate(timeout=600)
         assert p.returncode == 0, err
-        assert json.loads(out.strip().splitlines()[-1])["compiled"] == 2
+        stats = json.loads(out.strip().splitlines()[-1])
+        # each derivative compiled, or loaded when the other process had written it first: never half a file
+        assert stats["compiled"] + stats["hits"] == 2 and stats["errors"] == 0, stats
     assert not [p for p in _entries(cache) if p.name.endswith(".tmp")]
     after = _run(tmp_path, env, FORBID_COMPILE="1")
     assert after["hits"] == 2 and after["errors"] == 0, after
+
+
+WRITER = textwrap.dedent("""
+    import sys, llad
+    from llad import diskcache
+    llad.config.cache_dir = sys.argv[1]
+    for i in range(60):
+        assert diskcache._write("ab" * 32, "llad", {"writer": sys.argv[2], "i": i, "blob": b"x" * 200_000})
+""")
+
+
+def test_concurrent_writes_of_one_entry_are_atomic(tmp_path, cache_on):
+    """Writers replacing one entry over and over while this process reads it: every read sees a whole
+    file (one writer's), never a mix or a torn one."""
+    (tmp_path / "writer.py").write_text(WRITER)
+    procs = [subprocess.Popen([sys.executable, str(tmp_path / "writer.py"), str(cache_on), str(n)])
+             for n in range(3)]
+    seen, errors = set(), diskcache.stats.errors
+    while any(p.poll() is None for p in procs):
+        payload = diskcache._read("ab" * 32, "llad")
+        if payload is not None:
+            assert payload["blob"] == b"x" * 200_000
+            seen.add(payload["writer"])
+    assert all(p.wait() == 0 for p in procs)
+    assert diskcache.stats.errors == errors                     # no torn file was ever read
+    assert diskcache._read("ab" * 32, "llad")["i"] == 59
+    assert seen and not list(cache_on.rglob("*.tmp"))
 
 
 def test_functions_without_a_source_file_are_not_cached(tmp_path):
