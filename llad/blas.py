@@ -34,7 +34,7 @@ from .ir.builder import Builder, fconst, new_function
 from .ir.model import Function, Instruction, Module, Operand, ref
 
 _NUMBA = {"numba_xxdot": "dot", "numba_xxgemv": "gemv", "numba_xxgemm": "gemm", "numba_xgesv": "gesv",
-          "numba_xxnrm2": "nrm2", "numba_xxgetrf": "getrf", "numba_xxpotrf": "potrf"}
+          "numba_xxnrm2": "nrm2", "numba_xxgetrf": "getrf", "numba_xxpotrf": "potrf", "numba_ez_xxgetri": "getri"}
 _KINDS = {"100": "double", "115": "float"}                        # 'd', 's' (complex: 'z', 'c' are refused)
 _TRANS = {"110": False, "78": False, "116": True, "84": True}     # 'n', 'N', 't', 'T'
 _ELEMENT_BYTES = {"double": 8, "float": 4}
@@ -68,6 +68,7 @@ class BlasRule:
     clobbers: tuple[int, ...] = ()
     saved: tuple[int, ...] | None = None
     integers: tuple[int, ...] = ()
+    saved_before: tuple[int, ...] = ()     # operands whose memory the rules read as it was before the call
 
     @property
     def pointers(self) -> list[int]:
@@ -362,6 +363,35 @@ def _potrf_reverse(c: ReverseContext, ins: Instruction) -> None:
           [("i64", c.value(ops[1])), ("ptr", c.memory(ins, 2)), ("i64", c.value(ops[3])), ("ptr", c.shadow(ops[2]))])
 
 
+# getri: operands n0 a1 lda2 ipiv3: A⁻¹ in place of A's packed LU factors (np.linalg.inv after getrf)
+def _getri_extent(ins: Instruction, i: int) -> tuple[str, str, str]:
+    o = [x.text for x in ins.operands]
+    return (o[0], o[0], o[2]) if i == 1 else (o[0], "1", o[0])
+
+
+def _getri_forward(c: ForwardContext, ins: Instruction) -> None:
+    """With A = Pᵀ L U and X = A⁻¹: dX = -X Pᵀ (dL U + L dU) X, the factors from before the call."""
+    o, ty = [x.text for x in ins.operands], float_type(ins.callee)
+    if not c.active(ins.operands[1]):
+        return
+    lu = c.before[1]
+    for j in c.lanes(ins.operands[1]):
+        _call(c.b, "void", f"llad.blasrt.getri_tangent.{_suffix(ty)}",
+              [("i64", o[0]), ("ptr", lu), ("i64", o[2]), ("ptr", o[3]), ("ptr", o[1]),
+               ("ptr", c.shadow(ins.operands[1], j))])
+    c.b.call("void", "free", [("ptr", lu)])
+
+
+def _getri_reverse(c: ReverseContext, ins: Instruction) -> None:
+    """With G = -Xᵀ X̄ Xᵀ (the adjoint of A): L̄ = tril₋(P G Uᵀ), Ū = triu(Lᵀ P G), overwriting X̄."""
+    ty, ops = float_type(ins.callee), ins.operands
+    if not c.active(ops[1]):
+        return
+    _call(c.b, "void", f"llad.blasrt.getri_adjoint.{_suffix(ty)}",
+          [("i64", c.value(ops[0])), ("ptr", c.memory(ins, 1, before=True)), ("i64", c.value(ops[2])),
+           ("ptr", c.memory(ins, 3)), ("ptr", c.memory(ins, 1)), ("ptr", c.shadow(ops[1]))])
+
+
 BLAS_RULES: dict[str, BlasRule] = {
     "gemm": BlasRule("gemm", (6, 8), 11, (5, 10), _gemm_forward, _gemm_reverse, _gemm_extent),
     "gemv": BlasRule("gemv", (4, 6), 8, (3, 7), _gemv_forward, _gemv_reverse, _gemv_extent),
@@ -369,6 +399,8 @@ BLAS_RULES: dict[str, BlasRule] = {
     "nrm2": BlasRule("nrm2", (1,), None, (), _nrm2_forward, _nrm2_reverse, _nrm2_extent),
     "getrf": BlasRule("getrf", (2,), 2, (), _getrf_forward, _getrf_reverse, _getrf_extent, clobbers=(4,),
                       saved=(2, 4), integers=(4,)),
+    "getri": BlasRule("getri", (1, 3), 1, (), _getri_forward, _getri_reverse, _getri_extent, saved=(1, 3),
+                      integers=(3,), saved_before=(1,)),
     "potrf": BlasRule("potrf", (2,), 2, (), _potrf_forward, _potrf_reverse, _potrf_extent),
     "gesv": BlasRule("gesv", (2, 5), 5, (), _gesv_forward, _gesv_reverse, _gesv_extent, clobbers=(2, 4),
                      saved=(2, 4, 5), integers=(4,)),
@@ -427,8 +459,9 @@ class _Calls:
 class ForwardContext(_Calls):
     """What a forward rule sees: primal values are the operands themselves, shadows per lane."""
 
-    def __init__(self, sweep, ins: Instruction):
+    def __init__(self, sweep, ins: Instruction, before: dict | None = None):
         self.sweep, self.b, self.ins = sweep, sweep.b, ins
+        self.before = before or {}         # operand -> a malloc'ed copy of its memory from before the call
 
     def active(self, op: Operand) -> bool:
         return op.is_local and (op.name in self.sweep.act.pointers or op.name in self.sweep.act.values)
@@ -470,13 +503,13 @@ class ReverseContext(_Calls):
     def take(self, ins: Instruction) -> str:
         return self.visitor.take(ins)
 
-    def memory(self, ins: Instruction, i: int) -> str:
-        """Operand i's memory as the call read it: in place when the function never writes it, else the copy
-        the forward sweep kept on the tape."""
+    def memory(self, ins: Instruction, i: int, before: bool = False) -> str:
+        """Operand i's memory as the call left it (`before`: as the call found it): in place when the function
+        never writes it, else the copy the forward sweep kept on the tape."""
         op = ins.operands[i]
         if unchanged(self.lookup.facts, op):
             return self.value(op)
-        mi = self.lookup.tape.load(self.b, copy_name(ins, i), "ptr", ins.block.name, self.lookup.block.name)
+        mi = self.lookup.tape.load(self.b, copy_name(ins, i, before), "ptr", ins.block.name, self.lookup.block.name)
         self.copies.append(mi)
         return self.b.call("ptr", "NRT_MemInfo_data_fast", [("ptr", mi)])
 
@@ -491,13 +524,32 @@ def unchanged(facts, op: Operand) -> bool:
     return readonly_pointer(op, facts.act.roots, facts.written, facts.data_params)
 
 
-def copy_name(ins: Instruction, i: int) -> str:
-    return f"blas.{ins.result}.{i}"
+def copy_name(ins: Instruction, i: int, before: bool = False) -> str:
+    return f"blas.{ins.result}.{i}{'.before' if before else ''}"
 
 
-def forward(sweep, ins: Instruction) -> None:
+def before(sweep, ins: Instruction) -> dict:
+    """Forward mode, before the primal call: malloc'ed copies of the memory the rule reads as it was (the
+    rule frees them)."""
+    rule = blas_rule(ins.callee)
+    out = {}
+    for i in rule.saved_before:
+        if ForwardContext(sweep, ins).active(ins.operands[rule.output]):
+            out[i] = _copy_memory(sweep.b, rule, ins, i, "llad.blasrt.rawcopy")
+    return out
+
+
+def forward(sweep, ins: Instruction, copies: dict | None = None) -> None:
     _check_layout(sweep, ins)
-    blas_rule(ins.callee).forward(ForwardContext(sweep, ins), ins)
+    blas_rule(ins.callee).forward(ForwardContext(sweep, ins, copies), ins)
+
+
+def _copy_memory(b: Builder, rule: BlasRule, ins: Instruction, i: int, helper: str, name: str | None = None) -> str:
+    rows, cols, ld = rule.extent(ins, i)
+    elements = _call(b, "i64", "llad.blasrt.extent", [("i64", rows), ("i64", cols), ("i64", ld)])
+    nbytes = b.op("mul", "i64", elements, str(rule.element_bytes(ins.callee, i)))
+    _ensure(b.module, helper)
+    return b.call("ptr", helper, [("ptr", ins.operands[i].text), ("i64", nbytes)], name=name)
 
 
 def reverse(visitor, ins: Instruction) -> None:
@@ -507,19 +559,23 @@ def reverse(visitor, ins: Instruction) -> None:
 
 
 def keep_copies(sweep, ins: Instruction) -> None:
-    """The augmented forward sweep, at a BLAS call: copy each input the reverse sweep reads from the tape
-    (a meminfo, so the shadow stack frees it if the reverse sweep never runs), and keep it there."""
-    rule = blas_rule(ins.callee)
-    for i in rule.kept:
-        name = copy_name(ins, i)
+    """The augmented forward sweep, before a BLAS call (`keep_copies`) and after it (`keep_copies_after`):
+    copy each operand the reverse sweep reads from the tape (a meminfo, so the shadow stack frees it if the
+    reverse sweep never runs), and keep it there."""
+    _keep(sweep, ins, [(i, True) for i in blas_rule(ins.callee).saved_before])
+
+
+def keep_copies_after(sweep, ins: Instruction) -> None:
+    _keep(sweep, ins, [(i, False) for i in blas_rule(ins.callee).kept])
+
+
+def _keep(sweep, ins: Instruction, which: list[tuple[int, bool]]) -> None:
+    rule, b = blas_rule(ins.callee), sweep.b
+    for i, before_call in which:
+        name = copy_name(ins, i, before_call)
         if not sweep.tape.is_cached(name):
             continue
-        rows, cols, ld = rule.extent(ins, i)
-        b = sweep.b
-        elements = _call(b, "i64", "llad.blasrt.extent", [("i64", rows), ("i64", cols), ("i64", ld)])
-        nbytes = b.op("mul", "i64", elements, str(rule.element_bytes(ins.callee, i)))
-        _ensure(b.module, "llad.blasrt.copy")
-        b.call("ptr", "llad.blasrt.copy", [("ptr", ins.operands[i].text), ("i64", nbytes)], name=ref(name))
+        _copy_memory(b, rule, ins, i, "llad.blasrt.copy", name=ref(name))
         b.call("void", "llad.shadows.push", [("ptr", "%llad.shadows"), ("ptr", ref(name))])
         sweep.tape.store(b, name, ins.block.name)
 
@@ -631,8 +687,14 @@ def _route_potrf(ins: Instruction, ty: str) -> list[Instruction] | None:
     return _route_gesv(ins, ty)
 
 
+def _route_getri(ins: Instruction, ty: str) -> list[Instruction] | None:
+    """`numba_ez_xxgetri(kind, n, a, lda, ipiv)`: the same operands, the kind in the name."""
+    return [Instruction("call", ins.result, "i32", [Operand(x.type, x.text) for x in ins.operands[1:]],
+                        callee=f"llad.blas.getri.{_suffix(ty)}")]
+
+
 _ROUTERS = {"gemm": _route_gemm, "gemv": _route_gemv, "dot": _route_dot, "nrm2": _route_nrm2, "gesv": _route_gesv,
-            "getrf": _route_gesv, "potrf": _route_potrf}
+            "getrf": _route_gesv, "potrf": _route_potrf, "getri": _route_getri}
 
 
 _VALUE_ROUTINES = ("llad.blas.dot.", "llad.blas.nrm2.")     # routines llad's form gives a value result
@@ -708,6 +770,7 @@ def _params(routine: str, ty: str) -> list[tuple[str, str]]:
         "nrm2": [("i64", "n"), ("ptr", "x"), ("i64", "incx")],
         "gesv": [("i64", "n"), ("i64", "nrhs"), ("ptr", "a"), ("i64", "lda"), ("ptr", "ipiv"), ("ptr", "b"),
                  ("i64", "ldb")],
+        "getri": [("i64", "n"), ("ptr", "a"), ("i64", "lda"), ("ptr", "ipiv")],
         "potrf": [("i8", "uplo"), ("i64", "n"), ("ptr", "a"), ("i64", "lda")],
         "getrf": [("i64", "m"), ("i64", "n"), ("ptr", "a"), ("i64", "lda"), ("ptr", "ipiv")],
         "getrs": [("i8", "trans"), ("i64", "n"), ("i64", "nrhs"), ("ptr", "a"), ("i64", "lda"), ("ptr", "ipiv"),
@@ -730,8 +793,9 @@ def _define_routine(module: Module, routine: str, ty: str) -> None:
         b.call("i32", f"numba_xx{routine}", [kind, *conj, *args, ("ptr", out)])
         b.ret(ty, b.load(ty, out))
         return
-    if routine in ("gesv", "getrf", "potrf"):
-        b.ret("i32", b.call("i32", "numba_xgesv" if routine == "gesv" else f"numba_xx{routine}", [kind, *args]))
+    if routine in ("gesv", "getrf", "potrf", "getri"):
+        name = {"gesv": "numba_xgesv", "getri": "numba_ez_xxgetri"}.get(routine, f"numba_xx{routine}")
+        b.ret("i32", b.call("i32", name, [kind, *args]))
         return
     args = [("ptr", _spill(b, ty, v)) if t == ty else (t, v) for t, v in args]
     b.ret("i32", b.call("i32", f"numba_xx{routine}", [kind, *args]))
@@ -850,6 +914,58 @@ def _getrf_helper(module: Module, ty: str, adjoint: bool) -> None:
         _tri(b, ty, _R, _U, _T, _N, "trsm", n, lu, lda, s)
         _fortran(b, "laswp", ty, [("i", n), ("p", s), ("i", lda), ("i", "1"), ("i", n), ("p", "%ipiv"), ("i", "-1")])
     b.call("void", "free", [("ptr", tmp)])
+    b.br("done")
+    b.new_block("done")
+    b.ret()
+
+
+def _getri_helper(module: Module, ty: str, adjoint: bool) -> None:
+    """llad.blasrt.getri_<tangent|adjoint>(n, lu, lda, ipiv, x, s): s (the packed factors' tangent, or the
+    inverse's adjoint) rewritten in place into the inverse's tangent (the factors' adjoint); see
+    _getri_forward/_reverse.  Nothing when s is null."""
+    which = "adjoint" if adjoint else "tangent"
+    params = [("i64", "n"), ("ptr", "lu"), ("i64", "lda"), ("ptr", "ipiv"), ("ptr", "x"), ("ptr", "s")]
+    b = new_function(f"llad.blasrt.getri_{which}.{_suffix(ty)}", "void", params, module, attributes="alwaysinline",
+                     linkage="internal")
+    n, lu, lda, x, s, sx = "%n", "%lu", "%lda", "%x", "%s", _suffix(ty)
+    b.cbr(b.op("and", "i1", b.icmp("ne", "ptr", s, "null"), b.icmp("sgt", "i64", n, "0")), "work", "done")
+    b.new_block("work")
+    nbytes = b.op("mul", "i64", b.op("mul", "i64", lda, n), str(_ELEMENT_BYTES[ty]))
+    t1, t2 = b.call("ptr", "malloc", [("i64", nbytes)]), b.call("ptr", "malloc", [("i64", nbytes)])
+    one, zero, minus = fconst(ty, 1.0), fconst(ty, 0.0), fconst(ty, -1.0)
+    mask = f"llad.blasrt.mask.{sx}"
+
+    def copy(dst, src):
+        b.call("void", "llvm.memcpy.p0.p0.i64", [("ptr", dst), ("ptr", src), ("i64", nbytes), ("i1", "false")])
+
+    def gemm(ta, tb, alpha, a_, b_, c_):
+        _call(b, "i32", f"llad.blas.gemm.{sx}", [("i8", ta), ("i8", tb), ("i64", n), ("i64", n), ("i64", n),
+                                                (ty, alpha), ("ptr", a_), ("i64", lda), ("ptr", b_), ("i64", lda),
+                                                (ty, zero), ("ptr", c_), ("i64", lda)])
+    if not adjoint:
+        copy(t1, s)
+        _call(b, "void", mask, [("i64", n), ("ptr", t1), ("i64", lda), ("i1", "true")])      # dL
+        _tri(b, ty, _R, _U, _N, _N, "trmm", n, lu, lda, t1)                                # dL U
+        copy(t2, s)
+        _call(b, "void", mask, [("i64", n), ("ptr", t2), ("i64", lda), ("i1", "false")])     # dU
+        _tri(b, ty, _L, _L, _N, _UNIT, "trmm", n, lu, lda, t2)                             # L dU
+        _call(b, "void", f"llad.blasrt.addto.{sx}", [("i64", n), ("ptr", t2), ("ptr", t1), ("i64", lda)])
+        _fortran(b, "laswp", ty, [("i", n), ("p", t1), ("i", lda), ("i", "1"), ("i", n), ("p", "%ipiv"), ("i", "-1")])
+        gemm(_N, _N, one, t1, x, t2)                                                        # Pᵀ W X
+        gemm(_N, _N, minus, x, t2, s)                                                       # -X Pᵀ W X
+    else:
+        gemm(_N, _T, one, s, x, t1)                                                         # X̄ Xᵀ
+        gemm(_T, _N, minus, x, t1, t2)                                                      # G = -Xᵀ X̄ Xᵀ
+        _fortran(b, "laswp", ty, [("i", n), ("p", t2), ("i", lda), ("i", "1"), ("i", n), ("p", "%ipiv"), ("i", "1")])
+        copy(t1, t2)                                                                        # P G
+        _tri(b, ty, _R, _U, _T, _N, "trmm", n, lu, lda, t1)                                # P G Uᵀ
+        _call(b, "void", mask, [("i64", n), ("ptr", t1), ("i64", lda), ("i1", "true")])      # L̄
+        _tri(b, ty, _L, _L, _T, _UNIT, "trmm", n, lu, lda, t2)                             # Lᵀ P G
+        _call(b, "void", mask, [("i64", n), ("ptr", t2), ("i64", lda), ("i1", "false")])     # Ū
+        _call(b, "void", f"llad.blasrt.addto.{sx}", [("i64", n), ("ptr", t2), ("ptr", t1), ("i64", lda)])
+        copy(s, t1)
+    b.call("void", "free", [("ptr", t1)])
+    b.call("void", "free", [("ptr", t2)])
     b.br("done")
     b.new_block("done")
     b.ret()
@@ -1130,6 +1246,15 @@ def _define_extent(module: Module) -> None:
     b.ret("i64", b.select(empty, "i64", "0", b.call("i64", "llvm.smax.i64", [("i64", span), ("i64", "0")])))
 
 
+def _define_rawcopy(module: Module) -> None:
+    """malloc'ed copy of `bytes` bytes at `src` (forward mode's copies, freed by the rule that made them)."""
+    b = new_function("llad.blasrt.rawcopy", "ptr", [("ptr", "src"), ("i64", "bytes")], module,
+                     attributes="alwaysinline", linkage="internal")
+    data = b.call("ptr", "malloc", [("i64", b.call("i64", "llvm.umax.i64", [("i64", "%bytes"), ("i64", "8")]))])
+    b.call("void", "llvm.memcpy.p0.p0.i64", [("ptr", data), ("ptr", "%src"), ("i64", "%bytes"), ("i1", "false")])
+    b.ret("ptr", data)
+
+
 def _define_copy(module: Module) -> None:
     """A meminfo holding a copy of `bytes` bytes at `src` (at least one byte: NRT wants a size)."""
     b = new_function("llad.blasrt.copy", "ptr", [("ptr", "src"), ("i64", "bytes")], module,
@@ -1164,6 +1289,9 @@ _DEFINITIONS: dict[str, Callable[[Module], None]] = {
        for t in ("double", "float")},
     "llad.blasrt.extent": _define_extent,
     "llad.blasrt.copy": _define_copy,
+    "llad.blasrt.rawcopy": _define_rawcopy,
+    **{f"llad.blasrt.getri_{w}.{_suffix(t)}": (lambda m, t=t, a=(w == "adjoint"): _getri_helper(m, t, a))
+       for w in ("tangent", "adjoint") for t in ("double", "float")},
 }
 
 

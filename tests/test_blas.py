@@ -168,6 +168,21 @@ def lower_factor(A):                    # potrf with 'L' (Numba itself only pass
     return s
 
 
+@numba.njit
+def inverse_sines(A):                   # getrf, then getri in place of the factors
+    return np.sum(np.sin(np.linalg.inv(A)))
+
+
+@numba.njit
+def convolved(x, k):                    # np.convolve / np.correlate: Numba lowers them to BLAS dot
+    return np.sum(np.convolve(x, k) ** 2) + np.sum(np.sin(np.correlate(x, k)))
+
+
+@numba.njit
+def outer_trace(x, y, A):
+    return np.trace(A @ np.outer(x, y))
+
+
 def _spd(r, n):
     m = r.random((n, n))
     return m @ m.T + np.eye(n)
@@ -208,6 +223,10 @@ def _cases():
         ("cholesky_sines", cholesky_sines, (_spd(r, 4),)),
         ("gaussian_nll_cholesky", gaussian_nll_cholesky, (_spd(r, 3), r.random(3))),
         ("lower_factor-F", lower_factor, (np.asfortranarray(_spd(r, 4)),)),
+        ("inverse_sines", inverse_sines, (r.random((4, 4)) - 0.5 + 2 * np.eye(4),)),
+        ("inverse_sines-F", inverse_sines, (np.asfortranarray(r.random((3, 3)) - 0.5 + 2 * np.eye(3)),)),
+        ("convolved", convolved, (r.random(6), r.random(3))),
+        ("outer_trace", outer_trace, (r.random(3), r.random(3), r.random((3, 3)))),
         ("ridge", ridge, (r.random((6, 3)), r.random(6), 0.3)),
         ("solve_loss-f32", solve_loss, ((r.random((3, 3)) + 3 * np.eye(3)).astype(f32), r.random(3).astype(f32))),
     ]
@@ -271,6 +290,23 @@ def test_cholesky_gradient_of_the_log_determinant():
                   llad.Const(np.zeros(5)))
     G = 0.5 * np.linalg.inv(S)
     np.testing.assert_allclose(dS, np.tril(2 * G, -1) + np.diag(np.diag(G)), rtol=1e-10, atol=1e-13)
+
+
+def test_inverse_gradient_and_tangent():
+    """d(xᵀ A⁻¹ y) / dA = -A⁻ᵀ x yᵀ A⁻ᵀ; the tangent of A⁻¹ along V is -A⁻¹ V A⁻¹."""
+    r = _rng(12)
+    A = r.standard_normal((5, 5)) + 3 * np.eye(5)
+    x, y, V = r.standard_normal(5), r.standard_normal(5), r.standard_normal((5, 5))
+
+    @numba.njit
+    def bilinear(A, x, y):
+        return np.dot(x, np.linalg.inv(A) @ y)
+    dA = np.zeros_like(A)
+    llad.autodiff(llad.Reverse, bilinear, llad.Active, llad.Duplicated(A, dA), llad.Const(x), llad.Const(y))
+    Ai = np.linalg.inv(A)
+    np.testing.assert_allclose(dA, -Ai.T @ np.outer(x, y) @ Ai.T, rtol=1e-10, atol=1e-13)
+    (t,) = llad.autodiff(llad.Forward, bilinear, llad.Duplicated(A, V), llad.Const(x), llad.Const(y))
+    assert t == pytest.approx(-x @ Ai @ V @ Ai @ y, rel=1e-10)
 
 
 def test_norm_at_the_origin_has_the_zero_subgradient():

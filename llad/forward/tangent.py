@@ -38,8 +38,11 @@ class TangentSweep(ShadowSweep):
                 self.outputs.store(self.b, interleaved=self.interleaved_return)
                 self.copy(ins)
                 continue
+            before = blas.before(self, ins) if ins.opcode == "call" and ins.callee.startswith("llad.blas.") else None
             self.copy(ins)
-            if self.is_active(ins) or ins.opcode in ("store", "call"):
+            if before is not None:
+                blas.forward(self, ins, before)
+            elif self.is_active(ins) or ins.opcode in ("store", "call"):
                 self.dispatch(ins)
 
     # --- structural operations ------------------------------------------------------------------
@@ -139,9 +142,6 @@ class TangentSweep(ShadowSweep):
                                                  (size.type, n), ("i1", "false")])
             else:
                 self.b.memset(self.shadow(dst, j, ins), size.type, n)
-
-    def call_blas(self, ins: Instruction) -> None:
-        blas.forward(self, ins)
 
     def call_unknown(self, ins: Instruction) -> None:
         pass     # activity analysis refused it if an active value reaches it

@@ -46,6 +46,8 @@ class AugmentedSweep(ShadowSweep):
                 continue
             if ins.is_terminator:
                 self._reserve_counted_loop(block)
+            if ins.opcode == "call" and ins.callee.startswith("llad.blas."):
+                blas.keep_copies(self, ins)          # what a BLAS rule reads as it was before the call
             self.copy(ins)
             if ins.result in self.act.pointers or ins.opcode == "call":
                 self.dispatch(ins)
@@ -105,7 +107,7 @@ class AugmentedSweep(ShadowSweep):
                 "reverse) instead")
 
     def call_blas(self, ins: Instruction) -> None:
-        blas.keep_copies(self, ins)
+        blas.keep_copies_after(self, ins)
 
     call_free = call_refcount = call_memset = call_memcpy = call_nothing
     call_math = call_unknown = call_jitted = call_indirect = call_nothing
