@@ -309,6 +309,32 @@ def test_inverse_gradient_and_tangent():
     assert t == pytest.approx(-x @ Ai @ V @ Ai @ y, rel=1e-10)
 
 
+@numba.njit
+def squared_dot(x, y):
+    return np.dot(x, y) ** 2
+
+
+@numba.njit
+def squared_product(a, B, W):
+    A = a.reshape(B.shape).copy()
+    C = A @ B
+    return np.sum(W * C * C)
+
+
+def test_hvp_through_a_dot_product():
+    """Forward over reverse through the dot rule (whose derivative is dot calls and loops): H v = 2 y yᵀ v."""
+    r = _rng(13)
+    x, y, v = r.random(4), r.random(4), r.random(4)
+    np.testing.assert_allclose(llad.hvp(squared_dot, x, v, y), 2 * y * (y @ v), rtol=1e-12)
+
+
+def test_hvp_through_a_matrix_product_is_refused_not_wrong():
+    r = _rng(14)
+    B, W = r.random((3, 3)), r.random((3, 3))
+    with pytest.raises(llad.DifferentiationError):
+        llad.hvp(squared_product, r.random(9), r.random(9), B, W)
+
+
 def test_norm_at_the_origin_has_the_zero_subgradient():
     dx = np.zeros(3)
     llad.autodiff(llad.Reverse, norm_cubed, llad.Active, llad.Duplicated(np.zeros(3), dx))
