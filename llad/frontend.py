@@ -87,12 +87,26 @@ class PrimalModule:
     calls: list[tuple[str, int]] = field(default_factory=list)   # (callee description, line) from typed IR
 
     def line_of_call(self, callee: str) -> int:
-        """Best effort: the source line of the Python call that lowered to LLVM call `callee`."""
-        key = python_name(callee)
-        for desc, line in self.calls:
-            if key and key in desc:
-                return line
+        """Best effort: the source line of the Python call that lowered to LLVM call `callee` (for one of
+        Numba's BLAS/LAPACK helpers: of the NumPy function that calls it)."""
+        keys = [python_name(callee), *(f"function {name} " for name in _HELPER_CALLERS.get(callee, ()))]
+        for key in keys:
+            for desc, line in self.calls:
+                if key and key in desc:
+                    return line
         return self.python_line
+
+
+# Numba's BLAS/LAPACK helpers (numba/np/linalg.py) -> the NumPy functions that call them
+_HELPER_CALLERS = {
+    "numba_xxdot": ("dot", "vdot", "matmul", "convolve", "correlate"),
+    "numba_xxgemv": ("dot", "matmul"), "numba_xxgemm": ("dot", "matmul"),
+    "numba_xxnrm2": ("norm",), "numba_xgesv": ("solve",), "numba_xxpotrf": ("cholesky",),
+    "numba_xxgetrf": ("det", "slogdet", "inv", "matrix_power"), "numba_ez_xxgetri": ("inv", "matrix_power"),
+    "numba_ez_xxxevd": ("eigh", "eigvalsh"), "numba_ez_rgeev": ("eig", "eigvals"), "numba_ez_cgeev": ("eig", "eigvals"),
+    "numba_ez_gesdd": ("svd", "pinv", "matrix_rank", "cond", "norm"), "numba_ez_geqrf": ("qr",),
+    "numba_ez_xxgqr": ("qr",), "numba_ez_gelsd": ("lstsq",),
+}
 
 
 def _typed_calls(cres) -> list[tuple[str, int]]:

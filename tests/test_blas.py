@@ -335,6 +335,19 @@ def test_hvp_through_a_matrix_product_is_refused_not_wrong():
         llad.hvp(squared_product, r.random(9), r.random(9), B, W)
 
 
+@numba.njit
+def eigen_loss(a):
+    s = np.sum(a)
+    return np.linalg.eigh(a)[0][0] + s
+
+
+def test_a_refused_lapack_call_names_its_own_line():
+    """Not the `def` line: the line of the NumPy call that lowered to Numba's helper."""
+    line = eigen_loss.py_func.__code__.co_firstlineno + 2
+    with pytest.raises(llad.NoRuleError, match=rf"numba_ez_xxxevd` at .*test_blas.py:{line} "):
+        llad.autodiff(llad.Reverse, eigen_loss, llad.Active, llad.Duplicated(np.eye(3), np.zeros((3, 3))))
+
+
 def test_norm_at_the_origin_has_the_zero_subgradient():
     dx = np.zeros(3)
     llad.autodiff(llad.Reverse, norm_cubed, llad.Active, llad.Duplicated(np.zeros(3), dx))
