@@ -45,3 +45,11 @@ def test_optimizer_in_njit_matches_the_python_loop(capsys):
 def test_check_gradients_example(capsys):
     assert _example("check_gradients.py")["main"](["--atoms", "4"]) >= 7
     assert "agree with central differences" in capsys.readouterr().out
+
+
+def test_dask_sharded_gradient_equals_the_serial_one(capsys):
+    """Two worker processes on a local cluster, each differentiating its shards; the sum is the gradient."""
+    err = _example("dask_sharded_gradient.py")["main"](["--points", "4000", "--shards", "4", "--workers", "2"])
+    assert err < 1e-12
+    out = capsys.readouterr().out
+    assert "on 2 worker processes" in out and "largest relative difference" in out
