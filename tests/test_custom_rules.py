@@ -127,13 +127,43 @@ def test_a_scaled_rule_shows_up_in_every_mode():
     assert llad.gradient(sine, 0.4) == pytest.approx(5 * math.cos(0.4), rel=1e-14)   # f itself decorated
 
 
+def test_check_grads_catches_a_wrong_rule():
+    """A vjp rule off by a factor of 2: check_grads names the mode, the argument and the element."""
+    @llad.custom_vjp
+    @numba.njit
+    def square(x):
+        return x * x
+
+    @numba.njit
+    def square_fwd(x):
+        return x * x, x
+
+    @numba.njit
+    def square_bwd(x, dret, sx):
+        return (4.0 * x * dret,)            # wrong: d(x^2)/dx is 2x
+
+    square.defvjp(square_fwd, square_bwd)
+
+    @numba.njit
+    def energy(v):
+        s = 0.0
+        for i in range(v.size):
+            s += square(v[i])
+        return s
+
+    with pytest.raises(AssertionError, match=r"llad\.Reverse with \(Duplicated\): derivative with respect to "
+                                             r"argument 0, element 0: llad gives .*central differences"):
+        check_grads(energy, np.array([0.5, -1.0]), modes=(llad.Reverse,))
+
+
 def test_registration_errors_name_the_rule():
     @llad.custom_jvp
     @numba.njit
     def ident(x):
         return x
 
-    with pytest.raises(TypeError, match=r"the jvp rule of ident \(bad\) takes 1 argument; it must take 2: 1 argument, then its tangent"):
+    with pytest.raises(TypeError, match=r"the jvp rule of ident \(bad\) takes 1 argument; it must take 2: "
+                                        r"1 argument, then its tangent"):
         @ident.defjvp
         def bad(x):
             return x, x
