@@ -18,7 +18,7 @@ from .annotations import (
 from .api import autodiff, tape_report
 from .config import config
 from .custom import custom_jvp, custom_vjp
-from .errors import ActivityError, DifferentiationError, NoRuleError, UnsupportedInstructionError
+from .errors import ActivityError, DifferentiationError, MemoryGuardError, NoRuleError, UnsupportedInstructionError
 from .inspect import dump
 from .operators import (
     derivative,
@@ -36,7 +36,7 @@ from .thunks import Tape, autodiff_thunk
 
 __all__ = ["autodiff", "dump", "Forward", "ForwardWithPrimal", "Reverse", "ReverseWithPrimal", "Const",
            "Active", "Duplicated", "DuplicatedNoNeed", "BatchDuplicated", "DifferentiationError",
-           "NoRuleError", "UnsupportedInstructionError", "ActivityError", "tape_report",
+           "NoRuleError", "UnsupportedInstructionError", "ActivityError", "MemoryGuardError", "tape_report",
            "derivative", "gradient", "value_and_gradient", "pushforward", "pullback", "jacobian", "hessian", "hvp",
            "prepare", "make_zero", "testing", "custom_jvp", "custom_vjp", "config",
            "autodiff_thunk", "ReverseSplitWithPrimal", "ReverseSplitNoPrimal", "Tape"]

@@ -11,7 +11,7 @@ import numpy as np
 from numba.core import types
 from numpy.lib.array_utils import byte_bounds
 
-from . import diskcache, frontend
+from . import diskcache, frontend, guard
 from .analysis.layout import LayoutConflict
 from .annotations import (
     RETURN_ACTIVITIES,
@@ -158,6 +158,8 @@ def prepare(mode: Mode, f, args: tuple, interleave: bool = True):
         raise ValueError("llad.autodiff: every BatchDuplicated argument must have the same number of shadows")
     width = widths.pop() if widths else 1
     argtypes = tuple(_typeof(i, v) for i, (_, v, _) in enumerate(classified))
+    # guarded memory checks each shadow array as the caller's: k split shadows, not one interleaved copy
+    interleave = interleave and not config.guard_memory
     inter = tuple(interleave and tag == Act.DUP and not mode.reverse and isinstance(v, np.ndarray)
                   and _interleaves(v, width) for tag, v, _ in classified)
     shadows = [_lanes(_interleave(v, s)) if x else
@@ -171,7 +173,8 @@ def prepare(mode: Mode, f, args: tuple, interleave: bool = True):
     # split mode keeps on its tape every value it reads, so the arrays may change between its two calls
     plan = Plan(mode.reverse, mode.with_primal, ret_tag, tuple(t for t, _, _ in classified), argtypes,
                 shadowtypes, width, assume_noalias=few_arrays and not mode.split,
-                interleave=inter if any(inter) else (), split=mode.split, vector_math=config.vector_math)
+                interleave=inter if any(inter) else (), split=mode.split, vector_math=config.vector_math,
+                guard_memory=config.guard_memory)
     return plan, dispatcher, classified, shadows
 
 
@@ -357,14 +360,26 @@ def _autodiff_slow(mode: Mode, f, args, key):
         plan = dataclasses.replace(plan, assume_noalias=False)
         d, key = _get_derivative(dispatcher, plan), None
     batch = any(isinstance(a, BatchDuplicated) for a in args)
-    if key is not None and None not in key[3:]:
+    if key is not None and None not in key[3:] and not plan.guard_memory:
         _fast[key] = _Prepared(plan, d, batch, mode, params)
     flat = [v for _, v, _ in classified]
+    guarded = []
     for s in shadows:
+        if plan.guard_memory:                # each shadow array inside a canary-filled buffer (guard.py)
+            s = [_guarded(x, guarded) for x in s]
         flat.extend(s)
     result = d.entry(*flat)
+    if plan.guard_memory:
+        guard.check(d, guarded, getattr(dispatcher, "__name__", str(f)))
     _copy_back(classified, shadows, d.written)
     return _shape_result(mode, plan, d, result, batch)
+
+
+def _guarded(x, guarded: list):
+    if not isinstance(x, np.ndarray):
+        return x
+    guarded.append(guard.GuardedShadow(x))
+    return guarded[-1].view
 
 
 def tape_report(mode: Mode, f, *args) -> dict:

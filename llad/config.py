@@ -5,13 +5,19 @@
 | `verbose` | `LLAD_VERBOSE` | log each derivative's compilation, stage by stage with its time, to the `llad` logger |
 | `vector_math` | `LLAD_VECTOR_MATH` | llad's vectorisable `exp` in derivative code instead of libm's (default off) |
 | `cache_dir` | `LLAD_CACHE_DIR` | where derivatives are kept for later processes (docs/cache.md); `None` disables it |
+| `guard_memory` | `LLAD_GUARD_MEMORY` | debugging: bounds-checked tapes and canaries around shadows (default off) |
 
 `cache_dir` defaults to the per-user cache directory (`$XDG_CACHE_HOME/llad` or `~/.cache/llad`;
 `~/Library/Caches/llad` on macOS, `%LOCALAPPDATA%/llad/Cache` on Windows); LLAD_CACHE_DIR set to `""` or
 `none` disables the disk cache.
 
-Only settings llad implements are here; the others of the API (`guard_memory`) are not built yet and
-are absent rather than accepted and ignored.
+`guard_memory` (docs/errors.md, "Guarded memory"): every loop-tape access of a reverse derivative is
+checked against the tape's capacity (an access outside goes to a scratch word instead), shadows llad
+allocates get a canary after their end, checked when they are released, and the shadows of array
+arguments are passed to the derivative inside canary-filled buffers checked after the call;
+`llad.MemoryGuardError` names the kernel and what was overwritten.  Part of every derivative's plan: a
+change compiles new derivatives.  Calls from Python only (a derivative called inside `@njit` is
+compiled without guards).
 """
 from __future__ import annotations
 
@@ -27,7 +33,7 @@ logger = logging.getLogger("llad")
 class Config:
     """The settings object (`llad.config`); assigning an unknown name is an error."""
 
-    __slots__ = ("_verbose", "_vector_math", "_cache_dir")
+    __slots__ = ("_verbose", "_vector_math", "_cache_dir", "_guard_memory")
 
     def __init__(self):
         self._verbose = False
@@ -38,6 +44,7 @@ class Config:
         self._vector_math = os.environ.get("LLAD_VECTOR_MATH", "0").strip().lower() in _TRUE
         self._cache_dir = None
         self.cache_dir = _cache_dir_from_environment()
+        self._guard_memory = os.environ.get("LLAD_GUARD_MEMORY", "0").strip().lower() in _TRUE
 
     @property
     def cache_dir(self) -> str | None:
@@ -70,6 +77,18 @@ class Config:
             api._fast.clear()
 
     @property
+    def guard_memory(self) -> bool:
+        return self._guard_memory
+
+    @guard_memory.setter
+    def guard_memory(self, value: bool) -> None:
+        """Part of every derivative's plan (its cache key): a change compiles new derivatives."""
+        if bool(value) != self._guard_memory:
+            self._guard_memory = bool(value)
+            from . import api
+            api._fast.clear()
+
+    @property
     def verbose(self) -> bool:
         return self._verbose
 
@@ -83,7 +102,8 @@ class Config:
         logger.setLevel(logging.INFO if self._verbose else logging.WARNING)
 
     def __repr__(self) -> str:
-        return f"llad.config(verbose={self.verbose}, vector_math={self.vector_math}, cache_dir={self.cache_dir!r})"
+        return (f"llad.config(verbose={self.verbose}, vector_math={self.vector_math}, cache_dir={self.cache_dir!r}, "
+                f"guard_memory={self.guard_memory})")
 
 
 def _cache_dir_from_environment() -> str | None:

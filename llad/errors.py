@@ -27,5 +27,10 @@ class NoRuleError(DifferentiationError):
     """A call to a function without a derivative rule."""
 
 
+class MemoryGuardError(RuntimeError):
+    """`llad.config.guard_memory`: a derivative wrote outside its tape or a shadow (a bug in llad, or in f
+    itself writing outside an array: Numba does not check bounds).  Raised after the call that did it."""
+
+
 class ActivityError(DifferentiationError):
     """An active value flows somewhere it cannot (a Const array, an integer)."""

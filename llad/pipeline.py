@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from numba.core import types
 from numba.core.registry import cpu_target
 
-from . import blas, custom, forward, frontend, jit, reverse, runtime
+from . import blas, custom, forward, frontend, guard, jit, reverse, runtime
 from .analysis.activity import Activity, analyse_activity
 from .analysis.alias import AliasScopes
 from .analysis.cfg import CFG, analyse_cfg
@@ -180,6 +180,8 @@ def stage_generate(state: CompileState) -> None:
     custom.define_values(module, state.fn)
     runtime.define_called(module, state.fn)
     blas.define_called(module, state.fn)
+    if plan.guard_memory:
+        guard.declare(module, state.fname)
     module.metadata = state.scopes.nodes()
 
 

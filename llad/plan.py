@@ -32,6 +32,7 @@ class Plan:
     interleave: tuple = ()        # forward, width > 1: per parameter, one interleaved shadow (analysis.layout)
     split: bool = False           # reverse: forward and reverse sweeps as two calls (reverse/split.py)
     vector_math: bool = False     # llad's vectorisable exp instead of libm's (llad.config.vector_math)
+    guard_memory: bool = False    # bounds-checked tapes, canaries after llad's shadows (llad.config.guard_memory)
 
     @property
     def mode_tag(self) -> str:

@@ -34,5 +34,7 @@ def generate(state) -> None:
     state.outputs.return_slots(b, interleaved_return, seed=False)
     _scalar_tangent_vectors(b, state)
     b.br(state.fn.entry.name)
-    TangentSweep(state.fn, state.act, state.plan.width, state.location, b, state.outputs, state.scopes,
-                 state.interleaved, interleaved_return).generate()
+    sweep = TangentSweep(state.fn, state.act, state.plan.width, state.location, b, state.outputs, state.scopes,
+                         state.interleaved, interleaved_return)
+    sweep.guard = state.plan.guard_memory
+    sweep.generate()

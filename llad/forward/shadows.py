@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from .. import guard
 from ..analysis.activity import Activity
 from ..errors import DifferentiationError, UnsupportedInstructionError
 from ..ir.builder import Builder
@@ -97,6 +98,7 @@ class ShadowSweep:
         self.fn, self.act, self.k, self.location, self.b = fn, act, k, location, b
         self.scopes = scopes               # analysis.alias.AliasScopes, or None: no alias metadata
         self.interleaved = interleaved     # pointers/allocations with one interleaved shadow (analysis.layout)
+        self.guard = False                 # llad.config.guard_memory: canaries after allocated shadows
 
     # --- the walk -------------------------------------------------------------------------------------
     def generate(self) -> None:
@@ -215,11 +217,15 @@ class ShadowSweep:
             return
         size, rest = ins.operands[0], ins.operands[1:]
         n = self.scaled_size(size) if ins.result in self.interleaved else size.text
+        meminfo = classify(ins.callee) is CallKind.ALLOC
         for j in self.lanes_of(ins.result):
-            shadow = self.b.call("ptr", ins.callee, [(size.type, n)] + [(o.type, o.text) for o in rest],
+            padded = guard.padded_size(self.b, size.type, n) if self.guard and meminfo else n
+            shadow = self.b.call("ptr", ins.callee, [(size.type, padded)] + [(o.type, o.text) for o in rest],
                                  name=shadow_name(ins.result, j))
-            if classify(ins.callee) is CallKind.ALLOC:
+            if meminfo:
                 shadow = self.b.call("ptr", "NRT_MemInfo_data_fast", [("ptr", shadow)])
+                if self.guard:
+                    guard.fill_canary(self.b, shadow, size.type, n)
             self.b.memset(shadow, size.type, n)
 
     call_raw_alloc = call_alloc

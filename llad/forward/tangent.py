@@ -7,8 +7,8 @@ rules table; this file only knows the structural operations (phi, select, memory
 """
 from __future__ import annotations
 
-from .. import blas
-from ..ir.callees import rule_name
+from .. import blas, guard
+from ..ir.callees import CallKind, classify, rule_name
 from ..ir.model import Block, Instruction, is_float, ref
 from ..rules import FLOAT_CASTS, RULES, PrimalValues, Rule
 from .lanes import Lanes
@@ -115,8 +115,17 @@ class TangentSweep(ShadowSweep):
     def call_refcount(self, ins: Instruction) -> None:
         op = ins.operands[0]
         if op.is_local and op.name in self.act.pointers:
+            checked = self.guard and ins.callee.startswith("NRT_decref") and self._allocated_here(op)
             for j in self.lanes_of(op.name):
+                if checked:
+                    guard.check_meminfo(self.b, self.shadow(op, j, ins))
                 self.b.call("void", ins.callee, [("ptr", self.shadow(op, j, ins))])
+
+    def _allocated_here(self, op) -> bool:
+        """A meminfo that only ever comes from this function's allocations (whose shadows have canaries)."""
+        roots = self.act.roots.get(op.name, frozenset())
+        return bool(roots) and all(kind == "alloc" and classify(self.fn.defs[name].callee) is CallKind.ALLOC
+                                   for kind, name in roots)
 
     def call_free(self, ins: Instruction) -> None:
         op = ins.operands[0]

@@ -47,10 +47,12 @@ def generate(state) -> None:
     facts = reverse_facts(fn, act, cfg, {p.data_param for p in primal.params if p.is_array}, plan.assume_noalias)
     tape = Tape(cfg, state.module)
     tape.metadata = state.scopes.tape_metadata() if state.scopes is not None else ()
+    tape.guard = plan.guard_memory
     lookup = PrimalLookup(facts, tape, builder("r"), state.location, state.scopes)
     deferral = Deferral(lookup, tape.metadata)
     active_params = [primal.params[i].llvm_names[0] for i, a in enumerate(plan.activities) if a is Act.ACTIVE]
     adjoints = AdjointVisitor(lookup, deferral, active_params)
+    adjoints.guard = plan.guard_memory
     # the reverse sweep first: it decides what the tape holds
     ReverseSweep(lookup, adjoints, deferral).generate()
     reverse_blocks, der.blocks = der.blocks, []
@@ -62,6 +64,7 @@ def generate(state) -> None:
     entry, der.blocks = der.blocks, []
     frame = split.Frame(entry[0]) if plan.split else None
     aug = AugmentedSweep(facts, tape, state.location, builder("a"), state.scopes)
+    aug.guard = plan.guard_memory
     aug.has_shadow_allocations = shadow_allocations
     returns = split.return_blocks(fn)
     if frame is not None:

@@ -7,7 +7,7 @@ starts from zero).  Math comes from the rules table: adjoint(operand_i) += parti
 """
 from __future__ import annotations
 
-from .. import blas, runtime
+from .. import blas, guard, runtime
 from ..errors import UnsupportedInstructionError
 from ..ir.builder import fconst, is_const_zero
 from ..ir.callees import classify, rule_name
@@ -27,6 +27,7 @@ class AdjointVisitor:
         self.facts, self.fn, self.act, self.b = lookup.facts, lookup.fn, lookup.act, lookup.b
         self.slot_adjoints: set[str] = set(param_adjoints)
         self.local: dict[str, str] = {}            # adjoint accumulated within the current reverse block
+        self.guard = False                         # llad.config.guard_memory: check shadows' canaries
 
     def enter(self, block: Block) -> None:
         self.local = {}
@@ -142,7 +143,10 @@ class AdjointVisitor:
 
     def call_alloc(self, ins: Instruction) -> None:
         if ins.result in self.act.pointers:          # the shadow's last use: free it
-            self.b.call("void", "NRT_decref", [("ptr", self.lookup.need_shadow(Operand("ptr", ref(ins.result))))])
+            shadow = self.lookup.need_shadow(Operand("ptr", ref(ins.result)))
+            if self.guard:
+                guard.check_meminfo(self.b, shadow)
+            self.b.call("void", "NRT_decref", [("ptr", shadow)])
 
     def call_raw_alloc(self, ins: Instruction) -> None:
         if ins.result in self.act.pointers:

@@ -43,6 +43,7 @@ class Tape:
         self.fields: dict[int, list[Entry]] = {lp.index: [] for lp in cfg.loops}
         self.pred_id_blocks: set[str] = set()
         self.metadata: tuple = ()            # alias scope of loop tapes (llad's own mallocs)
+        self.guard = False                   # llad.config.guard_memory: check each record address (guard.py)
         self._address_memo: dict = {}
 
     # --- registration -----------------------------------------------------------------------------------
@@ -102,7 +103,11 @@ class Tape:
             base = b.load("ptr", ref(f"{'tape' if side == 'fwd' else 'rtape'}.{e.loop.index}"))
             self._address_memo[key] = base
         idx = self.current_index(b, e.loop, at_block, side)
-        return b.gep(record_type(e.loop), base, [("i64", idx), ("i32", str(e.field))])
+        address = b.gep(record_type(e.loop), base, [("i64", idx), ("i32", str(e.field))])
+        if self.guard:
+            from .. import guard
+            address = guard.tape_address(b, address, idx, b.load("i64", ref(f"cap.{e.loop.index}")))
+        return address
 
     def load(self, b: Builder, name: str, ty: str, def_block: str, at_block: str) -> str:
         e = self._entry(name, ty, def_block)
