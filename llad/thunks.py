@@ -16,7 +16,7 @@ import weakref
 
 import numpy as np
 
-from . import api
+from . import api, guard
 from .annotations import (
     RETURN_ACTIVITIES,
     Forward,
@@ -106,6 +106,12 @@ class _SplitThunk:
         _check_split_shadows(classified)
         return tuple(v for _, v, _ in classified) + tuple(dv for s in shadows for dv in s)
 
+    def _guard_check(self) -> None:
+        """llad.config.guard_memory: the tape and the shadows llad allocated (the arguments' shadows are the
+        caller's own here: both thunks must see the same arrays)."""
+        if self.plan.guard_memory:
+            guard.check(self.d, [], getattr(self.f, "__name__", str(self.f)))
+
 
 class _SplitForward(_SplitThunk):
     def __call__(self, *args):
@@ -113,6 +119,7 @@ class _SplitForward(_SplitThunk):
         flat = self._flat(args)
         frame = np.zeros(self.d.frame_bytes, dtype=np.uint8)
         result = self.d.entry(*flat, _PHASE_FORWARD, frame.ctypes.data, 0.0)
+        self._guard_check()
         primal = result[0] if self.d.has_primal_output and self.mode.with_primal else None
         shadow = result[1] if self.plan.ret_activity is Act.DUP else None
         return Tape(self.d, frame, flat), primal, shadow
@@ -140,6 +147,7 @@ class _SplitReverse(_SplitThunk):
         flat = self._flat(params)
         tape.consume()                              # the reverse sweep frees the tape's memory
         result = self.d.entry(*flat, _PHASE_REVERSE, tape.frame.ctypes.data, float(seed or 0.0))
+        self._guard_check()
         return api._shape_result(_REVERSE_LAYOUT, self.plan, self.d, result, False)
 
 

@@ -79,6 +79,15 @@ def test_a_write_outside_an_argument_shadow_is_reported_and_the_shadow_kept(guar
     np.testing.assert_allclose(dx, 2 * x, rtol=1e-14)
 
 
+def test_split_thunks_report_too(guarded):
+    x = np.linspace(0.1, 1.0, 10)
+    fwd, rev = llad.autodiff_thunk(llad.ReverseSplitWithPrimal, writes_past_its_array, llad.Active,
+                                   llad.Duplicated(x, np.zeros(10)), llad.Const(10))
+    tape, _, _ = fwd(llad.Duplicated(x, np.zeros(10)), llad.Const(10))
+    with pytest.raises(llad.MemoryGuardError, match="past the end of a shadow llad allocated"):
+        rev(llad.Duplicated(x, np.zeros(10)), llad.Const(10), 1.0, tape)
+
+
 def test_reverse_tape_accesses_are_bounds_checked():
     x = np.linspace(0.1, 1.0, 7)
     ann = (llad.Active, llad.Duplicated(x, np.zeros(7)), llad.Const(7))
