@@ -25,8 +25,9 @@ from numba import njit
 import llad  # noqa: F401  (before the kernels are compiled)
 from llad.testing import BATCH
 
-# The modes of a kernel too heavy for all seven: the *WithPrimal variants are the same derivatives with the
-# primal returned too, and every other kernel checks them.
+# The modes of the kernels too heavy for all seven in the test-time budget (0.5-1 s per derivative
+# compilation here): the *WithPrimal variants are the same derivatives with the primal returned too, and
+# every other kernel checks them.
 FOUR_MODES = (llad.Forward, BATCH, llad.Reverse, llad.ReverseSplitNoPrimal)
 
 
@@ -90,7 +91,7 @@ def rosenbrock_2d(x, y):
 # The generalised Rosenbrock function with parameters a, b (Wikipedia "Rosenbrock function"; the
 # multidimensional form of Shang & Qiu 2006)
 @kernel(lambda rng: (rng.uniform(-1.5, 1.5, 5), 1.0, 100.0), "generalised Rosenbrock (Shang & Qiu 2006)",
-        "array and float parameters (x and a differentiated)", freeze=(2,))
+        "float parameters passed as arguments", freeze=(1, 2))
 @njit
 def rosen_ab(x, a, b):
     s = 0.0
@@ -101,7 +102,7 @@ def rosen_ab(x, a, b):
 
 # Ackley (1987), as in Surjanovic & Bingham, Virtual Library of Simulation Experiments (a=20, b=0.2, c=2 pi)
 @kernel(lambda rng: (rng.uniform(-2.0, 2.0, 5),), "Ackley 1987 (VLSE, Surjanovic & Bingham)",
-        "sqrt, exp, cos of sums, math.pi / math.e", order=2)
+        "sqrt, exp, cos of sums, math.pi / math.e")
 @njit
 def ackley(x):
     d = x.shape[0]
@@ -420,7 +421,7 @@ def _poisson_args(rng):
 # Jacobi relaxation of the 2-D Poisson equation, as in Numerical Recipes (3rd ed.), "Relaxation methods for
 # boundary value problems" (the model problem); returns the squared residual
 @kernel(lambda rng: (*_poisson_args(rng), 3), "Jacobi sweeps, 2-D Poisson (Numerical Recipes)",
-        "5-point stencil, u.copy() scratch, in-place copy back", freeze=(1,))
+        "5-point stencil, u.copy() scratch, in-place copy back", freeze=(1,), modes=FOUR_MODES)
 @njit
 def jacobi_poisson(u, f, sweeps):
     n, m = u.shape
@@ -511,7 +512,7 @@ def _spd(rng, n):
 # Cholesky factorisation in loops, as Numerical Recipes' choldc (3rd ed., "Cholesky decomposition"), then
 # log det A = 2 sum log L_ii; reads the lower triangle only
 @kernel(lambda rng: (_spd(rng, 4),), "Cholesky in loops (Numerical Recipes choldc), log-determinant",
-        "triangular loops, sqrt, a raise for non-positive pivots, L allocated by np.zeros_like")
+        "triangular loops, sqrt, a raise for non-positive pivots, L allocated by np.zeros_like", modes=FOUR_MODES)
 @njit
 def cholesky_logdet(A):
     n = A.shape[0]
@@ -554,7 +555,7 @@ def _vdot(x, y):
 # agonizing pain" (1994), algorithm B2 (Hestenes & Stiefel 1952), with the usual early exit on the residual
 @kernel(lambda rng: (_spd(rng, 5), rng.standard_normal(5), 3), "conjugate gradients (Hestenes & Stiefel 1952; "
         "Shewchuk 1994, B2)", "helper @njit matvec/dot, scratch vectors, break on a residual test, returned x",
-        freeze=(1,))
+        freeze=(1,), modes=FOUR_MODES)
 @njit
 def cg_solve(A, b, maxiter):
     n = b.shape[0]
@@ -615,6 +616,37 @@ def lotka_volterra_rk4(y0, theta, dt, nsteps):
     return y
 
 
+def _lv_fit_args(rng):
+    theta = np.array([1.1, 0.4, 0.4, 0.1])
+    data = np.array([[1.0, 0.5]]) + 0.1 * np.abs(rng.standard_normal((8, 2)))
+    return theta, np.array([1.0, 0.5]), data, 0.1
+
+
+# Fitting the Lotka-Volterra parameters to population data by least squares, the trajectory stored row by
+# row (`traj[t, :] = y`), as in Carpenter, "Predator-prey population dynamics: the Lotka-Volterra model in
+# Stan" (Stan case study, 2018), here with forward Euler steps
+@kernel(_lv_fit_args, "Lotka-Volterra fit to data (Carpenter, Stan case study 2018), Euler steps",
+        "a trajectory stored by row slice assignment in the time loop, least squares against data",
+        freeze=(1, 2, 3), modes=FOUR_MODES)    # order=2: llad.hvp refuses, see tests/test_realworld.py
+@njit
+def lv_fit_loss(theta, y0, data, dt):
+    nt = data.shape[0]
+    traj = np.empty((nt, 2))
+    y = y0.copy()
+    dy = np.empty(2)
+    for t in range(nt):
+        traj[t, :] = y
+        _lv_rhs(y, theta, dy)
+        for i in range(2):
+            y[i] += dt * dy[i]
+    loss = 0.0
+    for t in range(nt):
+        for i in range(2):
+            r = traj[t, i] - data[t, i]
+            loss += r * r
+    return loss
+
+
 # Kepler's equation E - e sin E = M by Newton's method, as in Murray & Dermott, Solar System Dynamics
 # (1999), §2.4 (starting value E0 = M, or pi for large e), with an early exit on convergence
 @kernel(lambda rng: (1.3, 0.3), "Kepler's equation by Newton (Murray & Dermott 1999)",
@@ -662,7 +694,8 @@ DT_CV = 1.0
 # loops; returns the negative log-likelihood of position measurements
 @kernel(lambda rng: (np.cumsum(1.0 + 0.3 * rng.standard_normal(7)), 0.2, 0.5),
         "Kalman filter, constant-velocity model (Bar-Shalom, Li & Kirubarajan 2001)",
-        "2x2 matrices allocated inside (np.array of tuples, np.empty((2, 2))), matrix products in loops", freeze=(0, 1))
+        "2x2 matrices allocated inside (np.array of tuples, np.empty((2, 2))), matrix products in loops",
+        freeze=(0, 1), modes=FOUR_MODES)
 @njit
 def kalman_cv_nll(z, q, r):
     F = np.array(((1.0, DT_CV), (0.0, 1.0)))
@@ -811,7 +844,7 @@ def _gp_args(rng):
 # Williams, Gaussian Processes for Machine Learning (2006), Algorithm 2.1, in loops; hyperparameters on
 # the log scale as scikit-learn's kernel.theta
 @kernel(_gp_args, "GP log marginal likelihood, Rasmussen & Williams Alg. 2.1 (in loops)",
-        "kernel matrix, Cholesky, two triangular solves, all allocated inside", freeze=(1, 2))
+        "kernel matrix, Cholesky, two triangular solves, all allocated inside", freeze=(1, 2), modes=FOUR_MODES)
 @njit
 def gp_neg_loglik(theta, X, y):
     n, d = X.shape
@@ -953,7 +986,8 @@ def _mlp_args(rng, d=3, hidden=4, n=5):
 # slices and reshape (the scipy.optimize.minimize idiom), forward pass in loops (Goodfellow, Bengio &
 # Courville, Deep Learning (2016), §6)
 @kernel(_mlp_args, "MLP in loops, flat parameter vector (Goodfellow, Bengio & Courville §6)",
-        "slices and reshape of a differentiated array, tanh, a hidden-activation scratch array", freeze=(1, 2))
+        "slices and reshape of a differentiated array, tanh, a hidden-activation scratch array",
+        freeze=(1, 2), modes=FOUR_MODES)
 @njit
 def mlp_mse(theta, X, y, hidden):
     n, d = X.shape
