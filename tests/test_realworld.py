@@ -120,29 +120,8 @@ def test_rosen_against_scipy(f):
     v = rng_for("v").standard_normal(x.shape)
     close(f(x), scipy.optimize.rosen(x))
     close(llad.gradient(f, x), scipy.optimize.rosen_der(x))
-    if f is K.rosen_numpy:
-        return              # llad.hvp refuses np.sum: test_hvp_refusals
     close(llad.hvp(f, x, v), scipy.optimize.rosen_hess_prod(x, v))
     close(llad.hessian(f, x), scipy.optimize.rosen_hess(x))
-
-
-@pytest.mark.parametrize("name", ["rosen_numpy"])
-def test_hvp_refusals(name):
-    """FINDING (not a documented limit): forward over reverse refuses functions whose gradient every
-    first-order mode gets right (check_grads passes on both kernels):
-    * `rosen_numpy`, scipy's verbatim rosen: any `np.sum` / `.sum()` of the differentiated array
-      (`np.mean`, `np.max` and the same sum as a loop are fine): "reads or writes floats through a pointer
-      llad cannot trace to an array".  Repro: /tmp/realworld_bugs/hvp_np_sum_refused.py.
-    * `lv_fit_loss`: a slice assignment in a loop (`traj[t, :] = y`; `y[:] = x` too; np.interp likewise):
-      "reads or writes floats through a pointer llad cannot trace" / "an active value is stored into memory
-      llad cannot give a shadow to".  Repro: /tmp/realworld_bugs/hvp_slice_assignment_in_loop_refused.py.
-      Not a parameter here: the refusal compiles the whole inner gradient first (6 s of the time budget).
-    When this fails because llad.hvp works, give the kernel order=2 (and rosen_numpy its scipy
-    rosen_hess_prod check) instead."""
-    k = BY_NAME[name]
-    args = k.args(rng_for(name))
-    with pytest.raises(llad.DifferentiationError, match="pointer llad cannot trace|llad cannot give a shadow"):
-        llad.hvp(k.func, args[0], np.ones_like(args[0]), *args[1:])
 
 
 def test_rosenbrock_2d_and_himmelblau_by_hand():

@@ -152,6 +152,25 @@ class PrimalLookup:
             self.avail[key] = self._shadow_value(op)
         return self.avail[key]
 
+    def _walk_start(self, phi: Instruction) -> Operand | None:
+        """For a pointer phi whose incoming values are one pointer from outside and address arithmetic on the
+        phi itself (`p = phi [start], [p + step]`), with a shadow that is never null: start."""
+        if phi.opcode != "phi" or phi.result in self.act.maybe_null:
+            return None
+        outside = set()
+        for v, _ in phi.incoming:
+            base = v
+            while base.is_local and base.name != phi.result and self.fn.defs.get(base.name) is not None \
+                    and self.fn.defs[base.name].opcode == "getelementptr":
+                base = self.fn.defs[base.name].operands[0]
+            if not (base.is_local and base.name == phi.result):
+                outside.add(v.text)
+                start = v
+        if len(outside) != 1 or not start.is_local or start.name not in self.act.pointers \
+                or start.name in self.act.maybe_null:
+            return None
+        return start
+
     def _shadow_value(self, op: Operand) -> str:
         ins, b = self.fn.defs.get(op.name), self.b
         if ins is None:
@@ -173,5 +192,13 @@ class PrimalLookup:
             if meminfo.is_local and meminfo.name in self.act.maybe_null:
                 mi = meminfo_or_standin(b, mi)
             return b.load("ptr", b.gep("i8", mi, [("i64", str(MEMINFO_DATA_OFFSET))]), invariant=True)
-        # pointer phis, allocations: taped
+        start = self._walk_start(ins)
+        if start is not None:
+            # a pointer walking an array from `start` (np.sum's loop): its shadow is start's shadow at the same
+            # byte offset.  Not taped: a shadow pointer read back from the tape is one a derivative
+            # differentiated again (forward over reverse) could not trace to an array.
+            offset = b.op("sub", "i64", b.cast("ptrtoint", "ptr", self.need(op), "i64"),
+                          b.cast("ptrtoint", "ptr", self.need(start), "i64"))
+            return b.gep("i8", self.need_shadow(start), [("i64", offset)])
+        # other pointer phis, allocations: taped
         return self.tape.load(b, "s0." + op.name, "ptr", ins.block.name, self.block.name)
