@@ -11,6 +11,11 @@ it as a strict xfail until the bug is fixed: triage it, then delete the XFAIL li
 is 1 when any kernel failed.
 
     python tools/fuzz.py --reduce tests/fuzz/regressions/k_<key>.py   # shrink a failing kernel
+
+Linear algebra (np.dot, @, np.linalg.norm/solve/inv/det/slogdet/cholesky): by default a statement is one
+with probability fuzz.grammar.LINALG_WEIGHT; `--focus blas` puts one in every kernel and raises the
+weight (a run that exercises llad's BLAS/LAPACK rules), `--linalg-weight P` sets it, 0 turns them off.
+The summary counts outcomes per linear-algebra feature, refusals by message, and the modes checked.
 """
 from __future__ import annotations
 
@@ -32,18 +37,21 @@ def worker(args) -> None:
     sys.path.insert(0, TESTS)
     import warnings
     warnings.simplefilter("ignore")
-    from fuzz.check import FAIL, check_kernel, save_regression
+    import fuzz.check
+    from fuzz.check import EXTRA_MODES_EVERY, FAIL, UNSUPPORTED, check_kernel, save_regression
     from fuzz.grammar import kernels
     from hypothesis import HealthCheck, Phase, given, seed, settings
 
     import llad  # noqa: F401  (before anything is compiled: llad records Numba's IR)
 
+    assert fuzz.check.EXTRA_MODES_EVERY == 1
     saved_kinds: set = set()
 
     @seed(args.seed)
     @settings(max_examples=args.n, deadline=None, database=None, phases=[Phase.generate],
               suppress_health_check=list(HealthCheck))
-    @given(kernels(max_statements=args.max_statements, max_depth=args.max_depth, library=args.library))
+    @given(kernels(max_statements=args.max_statements, max_depth=args.max_depth, library=args.library,
+                   linalg=args.linalg_weight, force_linalg=args.focus == "blas"))
     def run(kernel):
         with open(args.current, "w") as fh:          # for the parent, should this process die
             json.dump({"source": kernel.source, "spec": kernel.spec_dict()}, fh)
@@ -54,7 +62,9 @@ def worker(args) -> None:
         except Exception as e:                       # noqa: BLE001 - a checker error is a failure too
             outcome, status, message = None, FAIL, f"the checker raised {type(e).__name__}: {e}"
         rec = {"status": status, "key": kernel.key, "seconds": time.perf_counter() - t0,
-               "features": sorted(kernel.features)}
+               "features": sorted(kernel.features), "extra": int(kernel.key, 16) % EXTRA_MODES_EVERY == 0}
+        if status == UNSUPPORTED:
+            rec["message"] = message.splitlines()[0] if message else ""
         if status == FAIL:
             rec["message"] = message.splitlines()[0] if message else ""
             rec["report"] = outcome.report() if outcome else message + "\n" + kernel.source
@@ -83,6 +93,42 @@ def _save(outcome, save_regression) -> str:
     with open(path, "w") as fh:
         fh.write(text)
     return os.path.relpath(path, ROOT)
+
+
+# the check a failure message comes from (check.py's messages), for the per-mode counts
+_MODES = (("ReverseWithPrimal", "reverse"), ("ForwardWithPrimal", "forward"), ("reverse primal", "reverse"),
+          ("reverse:", "reverse"), ("forward primal", "forward"), ("forward:", "forward"),
+          ("dot-product", "dot-test"), ("BatchDuplicated", "batch"), ("finite differences", "finite-differences"),
+          ("split mode", "split"), ("inside @njit", "njit"), ("non-finite derivative", "dot-test"))
+_MODE_ORDER = ("reverse", "forward", "dot-test", "batch", "finite-differences", "split", "njit")
+
+
+def _mode(message: str) -> str:
+    for needle, mode in _MODES:
+        if needle in message:
+            return mode
+    return "other"
+
+
+def _mode_counts(recs) -> dict:
+    """Per mode (the checks of check.py, in order): kernels that passed it, and failures in it.  A
+    kernel that is ok or skip-fd passed all of them (finite differences: only when ok); split and @njit
+    run on every kernel in this tool (EXTRA_MODES_EVERY = 1)."""
+    out = {m: collections.Counter() for m in _MODE_ORDER}
+    for rec in recs:
+        st = rec["status"]
+        if st in ("ok", "skip-fd"):
+            for m in _MODE_ORDER:
+                if m == "finite-differences":
+                    out[m]["passed" if st == "ok" else "skipped (kink)"] += 1
+                elif m not in ("split", "njit") or rec.get("extra", True):
+                    out[m]["passed"] += 1
+        elif st in ("fail", "known-bug") and "message" in rec:
+            failed = _mode(rec["message"])
+            out.setdefault(failed, collections.Counter())["failed"] += 1
+            for m in _MODE_ORDER[:_MODE_ORDER.index(failed)] if failed in _MODE_ORDER else ():
+                out[m]["passed"] += 1
+    return out
 
 
 def reduce(path: str, out: str | None = None) -> int:
@@ -154,6 +200,11 @@ def main(argv=None) -> int:
     p.add_argument("--max-depth", type=int, default=3)
     p.add_argument("--no-library", dest="library", action="store_false",
                    help="no NumPy reductions (np.sum, np.max, np.sort, ...) in the kernels")
+    p.add_argument("--focus", choices=("blas",), default=None,
+                   help="blas: a linear-algebra statement in every kernel, and more of them")
+    p.add_argument("--linalg-weight", type=float, default=None,
+                   help="probability that a statement is np.dot / @ / np.linalg.* (default "
+                        "fuzz.grammar.LINALG_WEIGHT; 0.5 with --focus blas; 0: none)")
     p.add_argument("--no-save", dest="save", action="store_false", help="do not write regression files")
     p.add_argument("--verbose", action="store_true", help="print every failure report in full")
     p.add_argument("--reduce", metavar="FILE", help="shrink a failing regression file and exit")
@@ -165,22 +216,28 @@ def main(argv=None) -> int:
         return 0
     if args.reduce:
         return reduce(args.reduce)
+    if args.linalg_weight is None:
+        sys.path.insert(0, TESTS)
+        from fuzz.grammar import LINALG_WEIGHT
+        args.linalg_weight = 0.5 if args.focus == "blas" else LINALG_WEIGHT
 
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
     stats, features = collections.Counter(), collections.Counter()
-    failures, crashes, seconds = [], [], []
+    failures, crashes, seconds, recs = [], [], [], []
     t0 = time.time()
     done, c = 0, 0
     print(f"llad fuzz: {args.n} kernels, seed {seed}, chunks of {args.chunk}, max statements "
-          f"{args.max_statements}, max depth {args.max_depth}, NumPy calls {'on' if args.library else 'off'}",
-          flush=True)
+          f"{args.max_statements}, max depth {args.max_depth}, NumPy calls {'on' if args.library else 'off'}, "
+          f"linear algebra {args.linalg_weight}" + (" in every kernel" if args.focus == "blas" else ""), flush=True)
     while done < args.n:
         n = min(args.chunk, args.n - done)
         with tempfile.NamedTemporaryFile("r", suffix=".json", delete=False) as cur:
             current = cur.name
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--n", str(n), "--seed", str(seed + c),
                "--max-statements", str(args.max_statements), "--max-depth", str(args.max_depth),
-               "--current", current] + ([] if args.save else ["--no-save"]) + ([] if args.library else ["--no-library"])
+               "--current", current, "--linalg-weight", str(args.linalg_weight)] + \
+            ([] if args.save else ["--no-save"]) + ([] if args.library else ["--no-library"]) + \
+            (["--focus", args.focus] if args.focus else [])
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
         got = 0
         for line in proc.stdout:
@@ -189,6 +246,7 @@ def main(argv=None) -> int:
             except json.JSONDecodeError:
                 continue
             got += 1
+            recs.append(rec)
             stats[rec["status"]] += 1
             features.update(rec["features"])
             seconds.append(rec["seconds"])
@@ -219,6 +277,20 @@ def main(argv=None) -> int:
     for status in ("ok", "skip-fd", "raises", "skip-nonfinite", "unsupported", "known-bug", "fail", "crash"):
         print(f"  {status:15s} {stats.get(status, 0)}")
     print("features exercised (kernels): " + ", ".join(f"{f} {n}" for f, n in sorted(features.items())))
+    refused = collections.Counter(_kind(rec["message"]) for rec in recs if rec["status"] == "unsupported")
+    if refused:
+        print("refused (unsupported) by message:")
+        for kind, n in refused.most_common():
+            print(f"  {n:5d}  {kind}")
+    linalg = sorted({f for rec in recs for f in rec["features"] if f.startswith(("blas", "lapack", "linalg"))})
+    if linalg:
+        print("outcomes per linear-algebra feature (kernels):")
+        for f in linalg:
+            c = collections.Counter(rec["status"] for rec in recs if f in rec["features"])
+            print(f"  {f:22s} " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())))
+    print("per mode (check.py's checks, in order; a kernel stops at its first failure):")
+    for m, c in _mode_counts(recs).items():
+        print(f"  {m:19s} " + (", ".join(f"{k} {v}" for k, v in sorted(c.items())) or "-"))
     kinds = collections.Counter(_kind(rec["message"]) for rec in failures)
     if kinds:
         print("failures by kind:")

@@ -29,6 +29,16 @@ Every kernel has the same signature, so that one checker (check.py) can drive al
   ``e ** k`` for k in 2..4, ``abs``, ``min``/``max``, ``float(i)`` of a loop index.
 * Indices are always in bounds: constants below n, loop variables (every bound is at most n),
   ``(i + k) % n`` and ``n - 1 - i``.
+* Linear algebra (``linalg``: the probability that a statement is one; ``force_linalg``: at least one per
+  kernel), on operands of the arguments' dtype (x, w, out, rows and columns of A, ``A.T``, reversed
+  views, rectangular blocks ``A[:m]`` / ``A[:, k:]``, ``A * np.tanh(v)``, ``tmp.astype(x.dtype)``):
+  ``np.dot(u, v)`` / ``u @ v``, matrix-vector and vector-matrix ``@`` / ``np.dot``, matrix-matrix ``@``,
+  ``np.linalg.norm(v)``, and on matrices made well-conditioned in the kernel, ``M = X + (n + 2) I``
+  (|X_ij| <= 1.5: ``np.linalg.solve`` with a vector or matrix right-hand side, ``inv``, ``det``) and
+  ``S = X @ X.T + (n + 1) I`` (``np.linalg.cholesky``, ``slogdet(S)[1]``); the shift is a cast
+  ``np.eye`` or an in-place loop over the diagonal of the product.  Each result feeds the loss (``s +=``
+  an element, a sum, a dot product; ``s = s * tanh(...)``; written into x or out), often after an
+  in-place update of an input of the call (``y = A @ x; x[i] = ...``); inside loops too.
 
 `kernels()` is the strategy; a drawn `Kernel` carries the module source and everything needed to
 build its arguments (the input values come from `Kernel.seed`).
@@ -48,6 +58,8 @@ LIBRARY_CALLS = ("sum(ARR)", "max(ARR)", "min(ARR)", "mean(ARR)", "cumsum(ARR)[K
                  "median(ARR)", "var(ARR)", "argmax(ARR) + 0.0", "prod(ARR)")
 LIBRARY_CALLS = tuple("np." + c for c in LIBRARY_CALLS)
 THRESHOLDS = ("0.0", "0.3", "-0.3", "0.7", "1.0", "-0.8")
+# the default probability that a statement is a linear-algebra one (np.dot, @, np.linalg.*)
+LINALG_WEIGHT = 0.06
 
 @dataclass(frozen=True)
 class Kernel:
@@ -77,9 +89,12 @@ class _Gen:
     """Draws one kernel's text; `draw` is Hypothesis's."""
 
     def __init__(self, draw, n: int, w_dup: bool, A_dup: bool, n_locals: int, scalar_helpers: list[str],
-                 max_depth: int, tmp: bool = False, library: bool = False):
+                 max_depth: int, tmp: bool = False, library: bool = False, linalg: float = 0.0):
         self.draw, self.n = draw, n
         self.library = library
+        self.linalg = linalg                  # probability that a statement is a BLAS/LAPACK one
+        self.n_linalg = 0                     # names of their results: y0, P1, M2, ...
+        self.A_dup = A_dup
         self.readable = ["x", "w", "out"] + (["tmp"] if tmp else [])
         self.writable = ["x", "out"] + (["w"] if w_dup else []) + (["tmp"] if tmp else [])
         self.locals = [f"t{k}" for k in range(n_locals)]
@@ -223,8 +238,10 @@ class _Gen:
             out += self.statement(indent, depth)
         return out
 
-    def statement(self, indent: int, depth: int) -> list[str]:
+    def statement(self, indent: int, depth: int, linalg: bool = True) -> list[str]:
         pad = "    " * indent
+        if linalg and self.linalg and self.coin(self.linalg):   # no draw at all when linalg is off
+            return self.linalg_statement(indent, depth)
         edepth = self.integer(1, 3)
         kind = self.integer(0, 17)
         if depth >= self.max_depth:
@@ -287,6 +304,208 @@ class _Gen:
         return [f"{pad}s += {self.expr(edepth)}"]
 
 
+    # --- linear algebra (linalg > 0) ---------------------------------------------------------------------
+    # Every operand has the arguments' dtype (float64, or float32 in a float32 kernel): Numba's np.dot, @
+    # and np.linalg.* want one dtype, so a float64 scalar never multiplies a matrix before the call, the
+    # float64 scratch array is cast (tmp.astype(x.dtype)), and a diagonal shift is either a float64 np.eye
+    # cast back or an in-place `M[d, d] += c` loop.  Shapes: n x n, or n x m / m x n with m < n.
+    def _name(self, prefix: str) -> str:
+        name = f"{prefix}{self.n_linalg}"
+        self.n_linalg += 1
+        return name
+
+    def vec(self, length: int | None = None, norm: bool = False) -> tuple[str, int]:
+        """A 1-D operand: an argument, a row or column of A, a cast scratch array, a slice, or a reversed
+        view (not for norm: Numba's nrm2 of a negative stride is wrong, docs/blas.md)."""
+        n = self.n
+        form = self.integer(0, 9)
+        if length is not None and length < n:
+            arr = self.choice(["x", "w", "out"])
+            if form <= 6:
+                return f"{arr}[:{length}]", length
+            self.features.add("A")
+            return f"A[{self.integer(0, n - 1)}, {n - length}:]", length
+        if form <= 4:
+            return self.choice(["x", "w", "out"]), n
+        if form <= 6:
+            self.features.add("A")
+            self.features.add("blas-strided")
+            return (f"A[{self.index()}]" if form == 5 else f"A[:, {self.index()}]"), n
+        if form == 7 and "tmp" in self.readable:
+            self.features.add("blas-cast")
+            return "tmp.astype(x.dtype)", n
+        if form == 8 and not norm:
+            self.features.add("blas-strided")
+            return f"{self.choice(['x', 'w', 'out'])}[::-1]", n
+        return self.choice(["x", "w", "out"]), n
+
+    def mat(self, square: bool = False) -> tuple[str, int, int]:
+        """A matrix operand with bounded entries: A, its transpose, A with columns scaled by tanh of a
+        vector, a reversed or a rectangular block of A."""
+        n = self.n
+        self.features.add("A")
+        form = self.integer(0, 7)
+        if form <= 2:
+            return "A", n, n
+        if form == 3:
+            return "A.T", n, n
+        if form == 4:
+            v, _ = self.vec(n)
+            return f"(A * np.tanh({v}))", n, n
+        if form == 5:
+            return "A[::-1]", n, n
+        if square or form == 7:
+            return f"{self.choice(['A', 'A.T'])}.copy()", n, n
+        self.features.add("blas-rect")
+        m = self.integer(1, n - 1)
+        return (f"A[:{m}]", m, n) if self.coin(0.5) else (f"A[:, {n - m}:]", n, m)
+
+    def reduce_vec(self, name: str, length: int) -> str:
+        """A scalar from a vector result (feeds the loss)."""
+        form = self.integer(0, 4)
+        if form == 0:
+            return f"{name}[{self.integer(0, length - 1)}]"
+        if form == 1:
+            return f"np.sum({name})"
+        u, _ = self.vec(length)
+        if form == 2:
+            return f"np.dot({name}, {u})"
+        return f"np.sum({name} * {u})"
+
+    def reduce_mat(self, name: str, rows: int, cols: int, lower: bool = False) -> str:
+        form = self.integer(0, 3)
+        if form == 0:
+            i = self.integer(0, rows - 1)
+            j = self.integer(0, i if lower else cols - 1)
+            return f"{name}[{i}, {j}]"
+        if form == 1:
+            return f"np.sum({name})"
+        u, _ = self.vec(cols)
+        v, _ = self.vec(rows)
+        return f"np.dot({name} @ {u}, {v})"
+
+    def use_vec(self, pad: str, name: str, length: int) -> list[str]:
+        """Feed a vector result to the loss: into s, or written into a writable argument."""
+        form = self.integer(0, 5)
+        if form <= 2:
+            return [f"{pad}s += {self.reduce_vec(name, length)}"]
+        if form == 3:
+            return [f"{pad}s = s * math.tanh({self.reduce_vec(name, length)})"]
+        arr = self.choice(self.writable)
+        if arr == "tmp":
+            arr = "out"
+        self.features.add("write-x" if arr == "x" else "write")
+        if form == 4 and length == self.n:
+            self.features.add("blas-result-written")
+            return [f"{pad}{arr}[:] = {name}"]
+        return [f"{pad}{arr}[{self.integer(0, self.n - 1)}] += {name}[{self.integer(0, length - 1)}]"]
+
+    def after(self, pad: str, indent: int, operand: str) -> list[str]:
+        """Statements between a call and the use of its result; often an in-place update of an input of
+        the call (the reverse rule must use the values as they were at the call)."""
+        lines = []
+        base = operand.split("[")[0].split(".")[0].strip("(")
+        if base in self.writable and base != "tmp" and self.coin(0.5):
+            self.features.add("blas-input-modified")
+            self.features.add("write-x" if base == "x" else "write")
+            op = self.choice(("=", "+="))
+            lines.append(f"{pad}{base}[{self.index()}] {op} {self.expr(self.integer(1, 2))}")
+        if self.coin(0.3):
+            lines += self.statement(indent, self.max_depth, linalg=False)
+        return lines
+
+    def shifted(self, pad: str, spd: bool) -> tuple[list[str], str]:
+        """A well-conditioned matrix built inside the kernel: X @ X.T + (n + 1) I (symmetric positive
+        definite, for cholesky and slogdet), or M + (n + 2) I with |M_ij| <= 1.5 (for solve, inv, det)."""
+        n = self.n
+        name = self._name("M")
+        if spd:
+            x, rows, cols = self.mat()
+            lines = [f"{pad}{name} = {x} @ {x}.T" if rows == n else f"{pad}{name} = {x}.T @ {x}"]
+            shift = f"{n + 1}.0"
+        else:
+            x, _, _ = self.mat(square=True)
+            lines = []
+            shift = f"{n + 2}.0"
+            if self.coin(0.5):
+                return [f"{pad}{name} = {x} + ({shift} * np.eye({n})).astype(A.dtype)"], name
+            lines = [f"{pad}{name} = {x}" + ("" if x.endswith(".copy()") else ".copy()")]
+        d = self._name("d")
+        lines += [f"{pad}for {d} in range({n}):", f"{pad}    {name}[{d}, {d}] += {shift}"]
+        return lines, name
+
+    def linalg_statement(self, indent: int, depth: int) -> list[str]:
+        """np.dot / @ / np.linalg.* on the float arrays, its result fed to the loss."""
+        pad = "    " * indent
+        n = self.n
+        self.features.add("linalg")
+        if self.loop_vars:
+            self.features.add("linalg-in-loop")
+        kind = self.integer(0, 9)
+        if kind == 0:                                     # dot of two vectors: a scalar
+            self.features.add("blas-dot")
+            m = n if self.coin(0.7) else self.integer(1, n - 1)
+            u, _ = self.vec(m)
+            v, _ = self.vec(m)
+            call = f"np.dot({u}, {v})" if self.coin(0.6) else f"({u} @ {v})"
+            if self.locals and self.coin(0.3):
+                return [f"{pad}{self.choice(self.locals)} = {call}"]
+            return [f"{pad}s += {call}"]
+        if kind <= 2:                                     # matrix-vector, vector-matrix
+            y = self._name("y")
+            mat, rows, cols = self.mat()
+            if kind == 1:
+                self.features.add("blas-matvec")
+                v, _ = self.vec(cols)
+                call, length = f"{mat} @ {v}" if self.coin(0.7) else f"np.dot({mat}, {v})", rows
+            else:
+                self.features.add("blas-vecmat")
+                v, _ = self.vec(rows)
+                call, length = f"{v} @ {mat}", cols
+            return [f"{pad}{y} = {call}"] + self.after(pad, indent, v) + self.use_vec(pad, y, length)
+        if kind == 3:                                     # matrix-matrix
+            self.features.add("blas-matmul")
+            p = self._name("P")
+            m1, r1, c1 = self.mat()
+            m2, r2, c2 = self.mat()
+            if r2 != c1:
+                m2, r2, c2 = (f"{m1}.T", c1, r1)
+            return [f"{pad}{p} = {m1} @ {m2}"] + self.after(pad, indent, "") + \
+                [f"{pad}s += {self.reduce_mat(p, r1, c2)}"]
+        if kind == 4:                                     # vector 2-norm
+            self.features.add("blas-norm")
+            v, _ = self.vec(n, norm=True)
+            return [f"{pad}s += np.linalg.norm({v})"]
+        if kind <= 6:                                     # solve with a vector or a matrix right-hand side
+            self.features.add("lapack-solve")
+            lines, mname = self.shifted(pad, spd=False)
+            z = self._name("z")
+            if kind == 5:
+                v, _ = self.vec(n)
+                lines += [f"{pad}{z} = np.linalg.solve({mname}, {v})"] + self.after(pad, indent, v)
+                return lines + self.use_vec(pad, z, n)
+            self.features.add("lapack-solve-matrix")
+            b, _, _ = self.mat(square=True)
+            return lines + [f"{pad}{z} = np.linalg.solve({mname}, {b})", f"{pad}s += {self.reduce_mat(z, n, n)}"]
+        if kind == 7:                                     # inverse or determinant
+            lines, mname = self.shifted(pad, spd=False)
+            if self.coin(0.5):
+                self.features.add("lapack-inv")
+                q = self._name("Q")
+                return lines + [f"{pad}{q} = np.linalg.inv({mname})"] + self.after(pad, indent, "") + \
+                    [f"{pad}s += {self.reduce_mat(q, n, n)}"]
+            self.features.add("lapack-det")
+            return lines + [f"{pad}s += np.linalg.det({mname}) / {float((n + 2) ** n)!r}"]
+        lines, mname = self.shifted(pad, spd=True)        # symmetric positive definite
+        if kind == 8:
+            self.features.add("lapack-slogdet")
+            return lines + [f"{pad}s += np.linalg.slogdet({mname})[1]"]
+        self.features.add("lapack-cholesky")
+        lname = self._name("L")
+        return lines + [f"{pad}{lname} = np.linalg.cholesky({mname})"] + self.after(pad, indent, "") + \
+            [f"{pad}s += {self.reduce_mat(lname, n, n, lower=True)}"]
+
+
 def _helper_source(draw, name: str) -> str:
     g = _Gen(draw, 2, False, False, 0, [], 0)
     g.readable = []
@@ -302,9 +521,12 @@ def _helper_source(draw, name: str) -> str:
 
 
 @st.composite
-def kernels(draw, max_statements: int = 4, max_depth: int = 3, library: bool = False) -> Kernel:
+def kernels(draw, max_statements: int = 4, max_depth: int = 3, library: bool = False,
+            linalg: float = LINALG_WEIGHT, force_linalg: bool = False) -> Kernel:
     """A random kernel (see the module docstring); `library`: expressions may also call the NumPy
-    functions of LIBRARY_CALLS on whole arrays (some of which llad gets wrong, see tests/test_bad_inputs.py)."""
+    functions of LIBRARY_CALLS on whole arrays (some of which llad gets wrong, see tests/test_bad_inputs.py);
+    `linalg`: the probability that a statement is a BLAS/LAPACK one (0: the grammar without them, drawing
+    exactly what it drew before they existed); `force_linalg`: every kernel has at least one."""
     n = draw(st.integers(3, 5))
     w_dup = draw(st.booleans())
     A_dup = draw(st.booleans())
@@ -313,7 +535,7 @@ def kernels(draw, max_statements: int = 4, max_depth: int = 3, library: bool = F
     helpers = [f"h{k}" for k in range(draw(st.integers(0, 2)))]
     helper_src = [_helper_source(draw, h) for h in helpers]
     tmp = draw(st.integers(0, 3)) == 0
-    g = _Gen(draw, n, w_dup, A_dup, 0, helpers, max_depth, tmp, library)
+    g = _Gen(draw, n, w_dup, A_dup, 0, helpers, max_depth, tmp, library, linalg)
     body = []
     if tmp:                               # a scratch array allocated in the kernel
         g.features.add("alloc")
@@ -322,6 +544,8 @@ def kernels(draw, max_statements: int = 4, max_depth: int = 3, library: bool = F
         body.append(f"    t{k} = {g.expr(1)}")
         g.locals.append(f"t{k}")
     body += g.block(1, 0, 1, max_statements)
+    if force_linalg and "linalg" not in g.features:
+        body += g.linalg_statement(1, 0)
     ret = " + ".join(["s"] + g.locals[:1])
     body.append(f"    return {ret}")
     parts = ["import math", "", "import numba", "import numpy as np", ""]
