@@ -24,7 +24,11 @@ from fuzz.grammar import kernels
 from hypothesis import HealthCheck, Phase, given, settings
 
 QUICK_N = int(os.environ.get("LLAD_FUZZ_N", "200"))
-QUICK = dict(max_statements=3, max_depth=2)
+QUICK = dict(max_statements=3, max_depth=2, linalg=0.0)   # linalg=0: the same kernels as before it existed
+# kernels with np.dot / @ / np.linalg.* take 5-15 s each to check (against about 0.6 s for the others), so
+# the quick profile checks a few of them in a test of their own instead of mixing them into the 200
+QUICK_LINALG_N = int(os.environ.get("LLAD_FUZZ_LINALG_N", "3"))
+QUICK_LINALG = dict(max_statements=2, max_depth=2, linalg=0.3, force_linalg=True)
 fuzz.check.EXTRA_MODES_EVERY = 4      # split mode and @njit on a quarter of the quick profile's kernels
 
 _seen = collections.Counter()
@@ -49,6 +53,26 @@ def test_fuzz_quick():
     assert _seen["ok"] >= 0.8 * total, f"too few kernels fully checked: {dict(_seen)}"
 
 
+_seen_linalg = collections.Counter()
+
+
+@settings(max_examples=QUICK_LINALG_N, deadline=None, derandomize=True, database=None, phases=[Phase.generate],
+          suppress_health_check=list(HealthCheck))
+@given(kernels(**QUICK_LINALG))
+def _quick_linalg(kernel):
+    outcome = check_kernel(kernel)
+    _seen_linalg[outcome.status] += 1
+    assert outcome.status != FAIL, outcome.report()
+
+
+def test_fuzz_quick_linalg():
+    """A few kernels with linear algebra (np.dot, @, np.linalg.solve/inv/det/slogdet/cholesky/norm)."""
+    _seen_linalg.clear()
+    _quick_linalg()
+    print(f"quick linear-algebra profile: {dict(_seen_linalg)}")
+    assert sum(_seen_linalg.values()) >= QUICK_LINALG_N
+
+
 def test_grammar_covers_every_feature():
     """The strategy reaches every construct it is meant to (generation only, no compilation)."""
     from hypothesis import strategies as st
@@ -59,12 +83,17 @@ def test_grammar_covers_every_feature():
     @given(st.data())
     def draw(data):
         seen.update(data.draw(kernels(**QUICK)).features)
+        seen.update(data.draw(kernels(**{**QUICK_LINALG, "max_statements": 3})).features)
 
     draw()
     expected = {"A", "scalar-a", "int-to-float", "div", "div-raw", "sin", "cos", "tanh", "atan", "exp", "log",
                 "sqrt", "powi", "abs", "minmax", "helper", "array-helper", "product", "write", "write-x",
                 "branch", "loop", "nested-loop", "while", "early-return", "w-dup", "w-const", "A-dup",
-                "a-active", "alloc", "x-strided", "A-fortran", "break", "continue", "return-in-block"}
+                "a-active", "alloc", "x-strided", "A-fortran", "break", "continue", "return-in-block",
+                "linalg", "linalg-in-loop", "blas-dot", "blas-matvec", "blas-vecmat", "blas-matmul", "blas-norm",
+                "blas-rect", "blas-strided", "blas-cast", "blas-input-modified", "blas-result-written",
+                "lapack-solve", "lapack-solve-matrix", "lapack-inv", "lapack-det", "lapack-slogdet",
+                "lapack-cholesky", "float32"}
     assert expected <= seen, f"never generated: {sorted(expected - seen)}"
 
 
