@@ -231,6 +231,18 @@ def _unoptimised_modules(cres) -> tuple[list[str], list[str]]:
     return out, notes
 
 
+def _mergeable(into: llvm.ModuleRef, other: llvm.ModuleRef) -> llvm.ModuleRef:
+    """`other`, its functions that `into` defines too made linkonce_odr in both, so that linking keeps one.
+    Numba gives a helper the same name wherever its body is the same (`__excinfo_unwrap_args<hash>` of an
+    exception raised with run-time arguments, emitted by both np.linalg.solve and a slice assignment)."""
+    defined = {f.name for f in into.functions if not f.is_declaration}
+    for fn in other.functions:
+        if not fn.is_declaration and fn.name in defined:
+            fn.linkage = llvm.Linkage.linkonce_odr
+            into.get_function(fn.name).linkage = llvm.Linkage.linkonce_odr
+    return other
+
+
 def _powi_module(text: str) -> str:
     """Numba lowers `x ** n` (float x, integer n) to a square-and-multiply loop in a module of its own;
     llad replaces that module by one giving the function the meaning of llvm.powi (same result), which
@@ -365,7 +377,7 @@ def build_primal(f, argtypes: tuple, fresh_copy: bool = False) -> PrimalModule:
             texts = [_powi_module(t) if "int_power" in t else t for t in texts]
         module = llvm.parse_assembly(texts[0])
         for t in texts[1:]:
-            module.link_in(llvm.parse_assembly(t))
+            module.link_in(_mergeable(module, llvm.parse_assembly(t)))
         pre_ad_pipeline(module, entry, frozenset(custom.callees()))
     fn_ref = module.get_function(entry)
     code = dispatcher.py_func.__code__
