@@ -73,7 +73,11 @@ def worker(args) -> None:
                 saved_kinds.add(kind)                # one regression file per kind of failure and worker
                 rec["saved"] = _save(outcome, save_regression)
         print(json.dumps(rec), flush=True)
+        if log:                                      # every record, for runs stopped before their summary
+            with open(log, "a") as fh:
+                fh.write(json.dumps(rec) + "\n")
 
+    log = args.log or os.environ.get("LLAD_FUZZ_LOG")
     run()
 
 
@@ -129,6 +133,24 @@ def _mode_counts(recs) -> dict:
             for m in _MODE_ORDER[:_MODE_ORDER.index(failed)] if failed in _MODE_ORDER else ():
                 out[m]["passed"] += 1
     return out
+
+
+def _breakdown(recs) -> None:
+    """Refusals by message, outcomes per linear-algebra feature, and per mode."""
+    refused = collections.Counter(_kind(rec["message"]) for rec in recs if rec["status"] == "unsupported")
+    if refused:
+        print("refused (unsupported) by message:")
+        for kind, n in refused.most_common():
+            print(f"  {n:5d}  {kind}")
+    linalg = sorted({f for rec in recs for f in rec["features"] if f.startswith(("blas", "lapack", "linalg"))})
+    if linalg:
+        print("outcomes per linear-algebra feature (kernels):")
+        for f in linalg:
+            c = collections.Counter(rec["status"] for rec in recs if f in rec["features"])
+            print(f"  {f:22s} " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())))
+    print("per mode (check.py's checks, in order; a kernel stops at its first failure):")
+    for m, c in _mode_counts(recs).items():
+        print(f"  {m:19s} " + (", ".join(f"{k} {v}" for k, v in sorted(c.items())) or "-"))
 
 
 def reduce(path: str, out: str | None = None) -> int:
@@ -205,9 +227,12 @@ def main(argv=None) -> int:
     p.add_argument("--linalg-weight", type=float, default=None,
                    help="probability that a statement is np.dot / @ / np.linalg.* (default "
                         "fuzz.grammar.LINALG_WEIGHT; 0.5 with --focus blas; 0: none)")
+    p.add_argument("--log", default=None, help="append every kernel's JSON record to this file "
+                   "(also LLAD_FUZZ_LOG)")
     p.add_argument("--no-save", dest="save", action="store_false", help="do not write regression files")
     p.add_argument("--verbose", action="store_true", help="print every failure report in full")
     p.add_argument("--reduce", metavar="FILE", help="shrink a failing regression file and exit")
+    p.add_argument("--summary", metavar="LOG", help="summarise the records of a --log file and exit")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--current", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -216,6 +241,16 @@ def main(argv=None) -> int:
         return 0
     if args.reduce:
         return reduce(args.reduce)
+    if args.summary:
+        with open(args.summary) as fh:
+            recs = [json.loads(ln) for ln in fh if ln.strip()]
+        stats = collections.Counter(rec["status"] for rec in recs)
+        print(f"{len(recs)} kernels: " + ", ".join(f"{k} {v}" for k, v in stats.most_common()))
+        _breakdown(recs)
+        for rec in recs:
+            if rec["status"] == "fail":
+                print(f"  FAIL {rec['key']}: {rec['message']}")
+        return 0
     if args.linalg_weight is None:
         sys.path.insert(0, TESTS)
         from fuzz.grammar import LINALG_WEIGHT
@@ -237,7 +272,7 @@ def main(argv=None) -> int:
                "--max-statements", str(args.max_statements), "--max-depth", str(args.max_depth),
                "--current", current, "--linalg-weight", str(args.linalg_weight)] + \
             ([] if args.save else ["--no-save"]) + ([] if args.library else ["--no-library"]) + \
-            (["--focus", args.focus] if args.focus else [])
+            (["--focus", args.focus] if args.focus else []) + (["--log", args.log] if args.log else [])
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
         got = 0
         for line in proc.stdout:
@@ -277,20 +312,7 @@ def main(argv=None) -> int:
     for status in ("ok", "skip-fd", "raises", "skip-nonfinite", "unsupported", "known-bug", "fail", "crash"):
         print(f"  {status:15s} {stats.get(status, 0)}")
     print("features exercised (kernels): " + ", ".join(f"{f} {n}" for f, n in sorted(features.items())))
-    refused = collections.Counter(_kind(rec["message"]) for rec in recs if rec["status"] == "unsupported")
-    if refused:
-        print("refused (unsupported) by message:")
-        for kind, n in refused.most_common():
-            print(f"  {n:5d}  {kind}")
-    linalg = sorted({f for rec in recs for f in rec["features"] if f.startswith(("blas", "lapack", "linalg"))})
-    if linalg:
-        print("outcomes per linear-algebra feature (kernels):")
-        for f in linalg:
-            c = collections.Counter(rec["status"] for rec in recs if f in rec["features"])
-            print(f"  {f:22s} " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())))
-    print("per mode (check.py's checks, in order; a kernel stops at its first failure):")
-    for m, c in _mode_counts(recs).items():
-        print(f"  {m:19s} " + (", ".join(f"{k} {v}" for k, v in sorted(c.items())) or "-"))
+    _breakdown(recs)
     kinds = collections.Counter(_kind(rec["message"]) for rec in failures)
     if kinds:
         print("failures by kind:")
