@@ -55,6 +55,11 @@ def vector_matrix(x, A):                # vector @ matrix: gemv with the transpo
 
 
 @numba.njit
+def temporary_matrix(x, A):             # the matrix a copy only BLAS reads (its copy's adjoint needs the type)
+    return np.sum((x @ A.copy()) ** 2) + np.sum((A.copy() @ x) ** 2)
+
+
+@numba.njit
 def against_transpose(A, B):            # a transposed view
     return np.sum((A @ B.T) ** 2)
 
@@ -215,6 +220,8 @@ def _cases():
         ("dot_value", dot_value, (r.random(4), r.random(4))),
         ("least_squares-f32", least_squares, (r.random((4, 3)).astype(f32), r.random(3).astype(f32),
                                               r.random(4).astype(f32))),
+        ("temporary_matrix", temporary_matrix, (r.random(3), r.random((3, 3)))),
+        ("temporary_matrix-f32", temporary_matrix, (r.random(3).astype(f32), r.random((3, 3)).astype(f32))),
         ("chained-f32", chained, (r.random((3, 4)).astype(f32), r.random((4, 2)).astype(f32))),
         ("solve_loss", solve_loss, (r.random((4, 4)) + 3 * np.eye(4), r.random(4))),
         ("solve_many-F", solve_many, (np.asfortranarray(r.random((4, 4)) + 3 * np.eye(4)), r.random((4, 2)))),

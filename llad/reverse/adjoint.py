@@ -10,7 +10,7 @@ from __future__ import annotations
 from .. import blas, guard, runtime
 from ..errors import UnsupportedInstructionError
 from ..ir.builder import fconst, is_const_zero
-from ..ir.callees import classify, rule_name
+from ..ir.callees import CallKind, classify, rule_name
 from ..ir.model import Block, Function, Instruction, Operand, is_float, ref
 from ..ir.printer import print_instruction
 from ..rules import FLOAT_CASTS, NEG_ONE, ONE, RULES, PrimalValues, Rule, scaled
@@ -172,13 +172,39 @@ class AdjointVisitor:
 
 
 def element_type(fn: Function, act, pointer: str) -> str:
-    """The float type stored in the memory `pointer` points into (for memcpy adjoints)."""
-    roots = act.roots.get(pointer, frozenset())
-    for b in fn.blocks:
-        for ins in b.instructions:
-            if ins.opcode in ("load", "store"):
-                p = ins.operands[-1] if ins.opcode == "store" else ins.operands[0]
-                ty = ins.type if ins.opcode == "load" else ins.operands[0].type
-                if is_float(ty) and p.is_local and act.roots.get(p.name, frozenset()) & roots:
+    """The float type stored in the memory `pointer` points into (for memcpy adjoints): from a float load or
+    store, or a BLAS call (its routine names the type), that reaches the same memory, or memory copied to or
+    from it."""
+    roots = set(act.roots.get(pointer, frozenset()))
+    while True:
+        grown = set(roots)
+        for b in fn.blocks:
+            for ins in b.instructions:
+                ty = _float_access(ins, act, roots)
+                if ty is not None:
                     return ty
-    return "double"
+                if ins.opcode == "call" and classify(ins.callee) is CallKind.MEMCPY:
+                    ends = [act.roots.get(o.name, frozenset()) for o in ins.operands[:2] if o.is_local]
+                    if any(e & roots for e in ends):
+                        grown.update(*ends)
+        if grown == roots:
+            break
+        roots = grown
+    raise UnsupportedInstructionError(
+        f"a copy of memory ({pointer}) whose float type llad cannot tell", "<reverse sweep>",
+        "nothing in the function reads or writes it as floats; please report this kernel")
+
+
+def _float_access(ins: Instruction, act, roots: set) -> str | None:
+    """The float type ins reads or writes memory of `roots` as, if it does."""
+    if ins.opcode in ("load", "store"):
+        p = ins.operands[-1] if ins.opcode == "store" else ins.operands[0]
+        ty = ins.type if ins.opcode == "load" else ins.operands[0].type
+        if is_float(ty) and p.is_local and act.roots.get(p.name, frozenset()) & roots:
+            return ty
+    elif ins.opcode == "call" and classify(ins.callee) is CallKind.BLAS:
+        rule = blas.blas_rule(ins.callee)
+        floats = [ins.operands[i] for i in rule.pointers if i not in rule.integers]
+        if any(o.is_local and act.roots.get(o.name, frozenset()) & roots for o in floats):
+            return blas.float_type(ins.callee)
+    return None

@@ -1,4 +1,5 @@
 # llad fuzz regression b7f20fc9e531d698 (BLAS grammar, tools/fuzz.py --focus blas --seed 783): float32 reverse gradient ~1e29; the cause is y1 = x @ A.copy() (a temporary matrix in a float32 gemv)
+# (fixed: the reverse of the copy into the temporary took float32 memory for doubles when only a BLAS call read it: reverse/adjoint.element_type)
 # ruff: noqa  (generated code)
 import math
 
@@ -26,4 +27,3 @@ def kern(x, w, A, out, a):
 
 
 FUZZ_SPEC = {'n': 3, 'w_dup': True, 'A_dup': True, 'a_active': True, 'seed': 2166523, 'x_strided': True, 'A_fortran': False, 'f32': True}
-XFAIL = "llad bug: float32 only: the reverse derivative through a matrix-vector product of a temporary matrix (x @ A.copy()) is wrong (here <grad, v> = -6.2e29 against -1.2167 from forward mode and finite differences; minimal: dA[-1, -1] is 0); repros /tmp/blas_bugs/f32_gemv_temporary_matrix.py, /tmp/blas_bugs/f32_matvec_reversed_view_loop.py"
