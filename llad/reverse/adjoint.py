@@ -190,6 +190,9 @@ def element_type(fn: Function, act, pointer: str) -> str:
         if grown == roots:
             break
         roots = grown
+    if not any(ins.type == "float" or any(o.type == "float" for o in ins.operands)
+               for b in fn.blocks for ins in b.instructions):
+        return "double"             # no float32 anywhere in the function: the only float type it has
     raise UnsupportedInstructionError(
         f"a copy of memory ({pointer}) whose float type llad cannot tell", "<reverse sweep>",
         "nothing in the function reads or writes it as floats; please report this kernel")
