@@ -170,9 +170,9 @@ def test_fuzz_regression(kernel):
 
 @pytest.mark.slow
 def test_fuzz_long_profile():
-    """The long profile (deselected by default: `pytest -m slow tests/test_fuzz.py`)."""
+    """The long profile (deselected by default: `pytest -m slow tests/test_fuzz.py`), with guarded memory."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    r = subprocess.run([sys.executable, os.path.join(root, "tools", "fuzz.py"), "--n", "2000", "--no-save"],
-                       capture_output=True, text=True)
+    r = subprocess.run([sys.executable, os.path.join(root, "tools", "fuzz.py"), "--n", "2000", "--no-save",
+                        "--guard-memory"], capture_output=True, text=True)
     print(r.stdout)
     assert r.returncode == 0, r.stdout[-5000:] + r.stderr[-5000:]

@@ -233,9 +233,14 @@ def main(argv=None) -> int:
     p.add_argument("--verbose", action="store_true", help="print every failure report in full")
     p.add_argument("--reduce", metavar="FILE", help="shrink a failing regression file and exit")
     p.add_argument("--summary", metavar="LOG", help="summarise the records of a --log file and exit")
+    p.add_argument("--guard-memory", action="store_true",
+                   help="compile every derivative with llad.config.guard_memory (bounds-checked tapes, canaries "
+                        "around shadows): an out-of-bounds access is a failure of its kernel")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--current", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.guard_memory:
+        os.environ["LLAD_GUARD_MEMORY"] = "1"      # read by llad at import, in every worker process
     if args.worker:
         worker(args)
         return 0
