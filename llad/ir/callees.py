@@ -30,7 +30,7 @@ class CallKind(enum.Enum):
     JITTED = "jitted"              # a Numba-compiled function that was not inlined (recursion)
     CUSTOM = "custom"              # a function with a user rule (custom.py): stays a call, its result goes
     #                                through the rule's pseudo-call, which the rules table differentiates
-X
+    BLAS = "blas"                  # llad's form of Numba's BLAS/LAPACK helpers (blas.py): gemm, gesv, ...
     UNKNOWN = "unknown"            # anything else: differentiable only if no active value reaches it
 
 
