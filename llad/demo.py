@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 
 import numba
@@ -111,6 +112,14 @@ def _annotate(args, wrt, shadow):
     return [llad.Duplicated(a.copy() if i == wrt else a, shadow) if i == wrt else a for i, a in enumerate(args)]
 
 
+def _progress(text: str) -> None:
+    """What the demo is doing while a row is not printed yet (compiling takes seconds), on a terminal only:
+    one line on stderr, overwritten, cleared when the row comes."""
+    if sys.stderr.isatty():
+        sys.stderr.write("\r" + text[:100].ljust(100) + ("" if text else "\r"))
+        sys.stderr.flush()
+
+
 def run(out=print) -> int:
     rng = np.random.default_rng(0)
     out("llad demo: gradients of real kernels, checked against central finite differences\n")
@@ -127,6 +136,7 @@ def run(out=print) -> int:
         fd = (primal_at(x + h * v) - primal_at(x - h * v)) / (2 * h)
         t_primal = _time(lambda: primal_at(x))
         for mode in ("forward", "reverse"):
+            _progress(f"{name}, {mode}: compiling the derivative and checking it ...")
             if mode == "forward":
                 call = lambda: llad.autodiff(llad.Forward, f, *_annotate(args, wrt, v.copy()))[0]
                 dirderiv = call()
@@ -139,6 +149,7 @@ def run(out=print) -> int:
             err = abs(dirderiv - fd) / max(1.0, abs(fd))
             worst = max(worst, err)
             t = _time(call)
+            _progress("")
             out(f"{name:44} {mode:8} {err:11.2e} {t_primal * 1e3:8.2f}ms {t * 1e3:9.2f}ms {t / t_primal:6.2f}")
     out("\n(forward: one directional derivative; reverse: the whole gradient. Error vs central differences, "
         "h = 1e-6.)")

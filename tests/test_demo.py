@@ -38,3 +38,23 @@ def test_demo_kernel(name, f, args, wrt):
     llad.autodiff(llad.Reverse, f, *rev_args)
     assert t == pytest.approx(fd, rel=1e-6, abs=1e-9)
     assert float(np.sum(g * v)) == pytest.approx(t, rel=1e-10, abs=1e-12)
+
+
+def test_progress_line_on_a_terminal(monkeypatch):
+    """While a derivative compiles, a terminal shows what the demo is doing (one line, overwritten)."""
+    import io
+
+    from llad import demo
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Terminal()
+    monkeypatch.setattr(demo.sys, "stderr", term)
+    demo._progress("rk4, reverse: compiling the derivative and checking it ...")
+    demo._progress("")
+    assert "rk4, reverse: compiling" in term.getvalue() and term.getvalue().endswith("\r")
+    monkeypatch.setattr(demo.sys, "stderr", io.StringIO())            # not a terminal: nothing
+    demo._progress("x")
+    assert demo.sys.stderr.getvalue() == ""
