@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 import llad  # noqa: E402
 
 from .harness import measure  # noqa: E402
+from .hvp import _t  # noqa: E402
 from .peers import jax  # noqa: E402
 
 
@@ -100,10 +101,6 @@ def run(budget: float, names=None) -> list[dict]:
         rows.append(row)
         print(row, flush=True)
     return rows
-
-
-def _t(s: float) -> str:
-    return f"{s * 1e3:.2f} ms" if s >= 1e-3 else f"{s * 1e6:.1f} µs"
 
 
 def report(rows) -> str:
