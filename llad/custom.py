@@ -16,9 +16,10 @@ compiled for the call's argument types, linked into the derivative, and called t
 `alwaysinline` wrapper that owns the helper's return slot.  A jvp rule is linear in its tangents (the
 API's contract), so these partials are exact, and one rule serves every mode.
 
-Supported: float and integer scalar arguments and a float result.  A decorated function that receives an
-array or returns something else is refused with a `NoRuleError` naming it.  Known limit: an exception
-raised inside a rule helper is not propagated (the partial is then 0).  See docs/custom-rules.md.
+This file handles float and integer arguments and a float result.  A function with array arguments goes
+to custom_arrays.py, where the rule replaces the call in each sweep (partials of arrays would not do);
+anything else is refused with a `NoRuleError` naming it.  Known limit: an exception raised inside a
+scalar rule's helper is not propagated (the partial is then 0).  See docs/custom-rules.md.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import threading
 import numba
 from numba.core import types
 
+from . import custom_arrays
 from .errors import DifferentiationError, NoRuleError
 from .ir.builder import Builder, new_function
 from .ir.model import Function, Instruction, Module, Operand, ref
@@ -194,7 +196,7 @@ def is_custom_callee(name: str) -> bool:
         return bool(_rules) and name in callees()
 
 
-def route_results(fn: Function, location) -> None:
+def route_results(fn: Function, location, module_text: str = "") -> None:
     """For each call of a decorated function: its result's loads go through `@llad.custom.value.<callee>`,
     whose rule (defined here) gives the partials."""
     known = callees()
@@ -217,11 +219,14 @@ def route_results(fn: Function, location) -> None:
                                   f"it is decorated with llad.custom_{rule.kind} but no rule was registered "
                                   f"(use {rule.name}.def{rule.kind}(...))")
             sig = cres.signature
+            if custom_arrays.has_arrays(sig):
+                changed |= custom_arrays.route(fn, ins, rule, cres, loads, location, module_text)
+                continue
             if not isinstance(sig.return_type, types.Float) or not all(
                     isinstance(t, (types.Float, types.Integer, types.Boolean)) for t in sig.args):
                 raise NoRuleError(f"a call to `{rule.name}{tuple(str(t) for t in sig.args)} -> {sig.return_type}`",
-                                  where, "llad's custom rules take float and integer arguments and a float "
-                                  "result for now; array arguments are not supported yet")
+                                  where, "llad's custom rules take float, integer and array arguments and a "
+                                  "float result (or None, with array arguments)")
             slot = ins.operands[0]
             _define_rule(ins.callee, rule, sig, [o.type for o in ins.operands[2:]])
             fn.opaque_result_slots.add(slot.name)

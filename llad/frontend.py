@@ -21,7 +21,7 @@ from numba.core.caching import NullCache
 from numba.core.codegen import JITCodeLibrary
 from numba.core.registry import cpu_target
 
-from . import custom, nrt
+from . import custom, custom_arrays, nrt
 from .errors import DifferentiationError
 from .ir.builder import new_function
 from .ir.callees import python_name
@@ -290,7 +290,8 @@ def _has_attribute(fn: llvm.ValueRef, name: str) -> bool:
 def pre_ad_pipeline(module: llvm.ModuleRef, entry: str, kept: frozenset = frozenset()) -> None:
     """Inline every callee and simplify, without vectorising or unrolling.  A function Numba marks
     `noinline` (the `__excinfo_unwrap_args` helper of an exception with run-time arguments) stays a call:
-    `alwaysinline` beside `noinline` is invalid IR; so do the functions in `kept` (custom rules)."""
+    `alwaysinline` beside `noinline` is invalid IR; so do the functions in `kept` (custom rules, and the
+    helpers that call array rules in a derivative differentiated again, which activity analysis refuses)."""
     for fn in module.functions:
         if not fn.is_declaration and fn.name != entry:
             if fn.name in kept:
@@ -378,7 +379,7 @@ def build_primal(f, argtypes: tuple, fresh_copy: bool = False) -> PrimalModule:
         module = llvm.parse_assembly(texts[0])
         for t in texts[1:]:
             module.link_in(_mergeable(module, llvm.parse_assembly(t)))
-        pre_ad_pipeline(module, entry, frozenset(custom.callees()))
+        pre_ad_pipeline(module, entry, frozenset(custom.callees()) | custom_arrays.helper_symbols())
     fn_ref = module.get_function(entry)
     code = dispatcher.py_func.__code__
     def_line = _def_line(dispatcher.py_func)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from numba.core import types
 from numba.core.registry import cpu_target
 
-from . import blas, custom, forward, frontend, guard, jit, reverse, runtime
+from . import blas, custom, custom_arrays, forward, frontend, guard, jit, reverse, runtime
 from .analysis.activity import Activity, analyse_activity
 from .analysis.alias import AliasScopes
 from .analysis.cfg import CFG, analyse_cfg
@@ -112,7 +112,7 @@ def stage_parse(state: CompileState) -> None:
     state.fn = parse_function(primal.text, primal.entry_name)
     avoid_generated_names(state.fn)
     check_supported(state.fn, state.location)
-    custom.route_results(state.fn, state.location)
+    custom.route_results(state.fn, state.location, primal.text)
     blas.route(state.fn, state.location)
     if plan.vector_math:
         runtime.use_vector_math(state.fn)
@@ -178,6 +178,7 @@ def stage_generate(state: CompileState) -> None:
     declare_shadow_globals(module, plan.width)
     (reverse if plan.reverse else forward).generate(state)
     custom.define_values(module, state.fn)
+    custom_arrays.define_primal(module, state.fn)
     runtime.define_called(module, state.fn)
     blas.define_called(module, state.fn)
     if plan.guard_memory:

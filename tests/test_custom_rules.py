@@ -191,10 +191,21 @@ def test_unsupported_custom_calls_are_refused_with_their_name():
 
     with pytest.raises(llad.NoRuleError, match=r"a call to `norm` .*no rule was registered"):
         llad.autodiff(llad.Reverse, f, llad.Duplicated(np.ones(3), np.zeros(3)))
-    norm.defvjp(lambda v: (0.0, v), lambda r, d, s: (None,))
-    with pytest.raises(llad.NoRuleError, match=r"a call to `norm\('array\(float64, 1d, C\)',\) -> float64`.*array "
-                                               r"arguments are not supported yet"):
-        llad.autodiff(llad.Reverse, f, llad.Duplicated(np.ones(3), np.zeros(3)))
+
+    @llad.custom_vjp
+    @numba.njit
+    def unit(v):
+        return v / math.sqrt(np.sum(v * v))
+
+    unit.defvjp(lambda v: (unit(v), v.copy()), lambda r, d, s: (None,))
+
+    @numba.njit
+    def g(v):
+        return unit(v)[0]
+
+    with pytest.raises(llad.NoRuleError, match=r"a call to `unit\('array\(float64, 1d, C\)',\) -> "
+                                               r"array\(float64, 1d, C\)`.*must return a float or None"):
+        llad.autodiff(llad.Reverse, g, llad.Active, llad.Duplicated(np.ones(3), np.zeros(3)))
 
 
 @numba.njit

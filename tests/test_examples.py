@@ -37,6 +37,11 @@ def test_custom_rule_gradient_is_the_closed_form(capsys):
     assert "closed form" in capsys.readouterr().out
 
 
+def test_implicit_solve_rule_matches_lapack_rules_and_differences(capsys):
+    assert _example("implicit_solve.py")["main"](["--n", "40"]) < 1e-5
+    assert "custom rule vs llad's LAPACK rules" in capsys.readouterr().out
+
+
 def test_optimizer_in_njit_matches_the_python_loop(capsys):
     assert _example("optimizer_in_njit.py")["main"](["--steps", "50"]) == 0.0
     assert "per step" in capsys.readouterr().out

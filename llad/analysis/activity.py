@@ -173,6 +173,15 @@ def _visit(fn, ins: Instruction, act: Activity, active_roots: set, const_ptrs: s
     if op == "call" and classify(ins.callee) is CallKind.BLAS:
         _visit_blas(ins, act, active_roots, const_ptrs, location)
         return
+    if op == "call" and classify(ins.callee) is CallKind.CUSTOM_CALL:
+        _visit_custom_call(ins, act, active_roots, const_ptrs, location)
+        return
+    if op == "call" and classify(ins.callee) is CallKind.CUSTOM_RESULT:
+        from ..custom_arrays import call_active
+        call = fn.defs.get(ins.operands[1].name)
+        if call is not None and call_active(call, act):
+            act.values.add(ins.result)
+        return
     if op == "call" and classify(ins.callee) is CallKind.MEMCPY:
         dst, src = ins.operands[0], ins.operands[1]
         if src.is_local and src.name in act.pointers and dst.is_local:
@@ -222,6 +231,19 @@ def _visit_blas(ins: Instruction, act: Activity, active_roots: set, const_ptrs: 
     active_roots |= roots
 
 
+def _visit_custom_call(ins: Instruction, act: Activity, active_roots: set, const_ptrs: set[str], location) -> None:
+    """A custom rule's function with array arguments (custom_arrays.py): when a derivative reaches it, the
+    memory of each float array it may write holds active values afterwards."""
+    from ..custom_arrays import call_active, refuse_const_outputs, written_arrays
+    if not call_active(ins, act):
+        return
+    refuse_const_outputs(ins, act, const_ptrs, location)
+    for op in written_arrays(ins):
+        roots = act.roots.get(op.name, frozenset()) if op.is_local else frozenset()
+        _require_shadow_for_store(ins, roots, const_ptrs, location)
+        active_roots |= roots
+
+
 # operations on active floats whose non-float result legitimately carries no derivative
 _ENDS_A_DERIVATIVE = {"fcmp", "fptosi", "fptoui", "store", "ret", "br", "switch", "phi", "select"}
 
@@ -239,6 +261,13 @@ def _check_call(fn: Function, ins: Instruction, act: Activity, location) -> None
             "an indirect call (a recursive @njit function, or a ctypes/cffi function pointer)", location(ins),
             "llad differentiates calls by inlining them, which recursion and foreign function pointers "
             "prevent; rewrite the recursion as a loop, or keep the call's arguments Const")
+    from ..custom_arrays import helper_of
+    if helper_of(ins.callee) is not None:
+        what, name = helper_of(ins.callee)
+        raise NoRuleError(f"the {what} of `{name}` (a custom rule with array arguments)", location(ins),
+                          "llad does not differentiate a derivative through a custom rule with array arguments "
+                          "again (nested differentiation such as llad.hvp); give the function a rule for "
+                          "scalars, or leave it undecorated so that llad differentiates its body")
     if kind is CallKind.JITTED or ins.callee in fn.defined:
         raise NoRuleError(
             f"a call to `{python_name(ins.callee) or ins.callee}` that llad could not inline (recursion?)",

@@ -58,8 +58,8 @@ def interleaved_shadows(fn: Function, act: Activity, interleaved_params: set[str
                     join(sorted(act.roots.get(dst.name, frozenset()) | act.roots.get(src.name, frozenset())))
             elif classify(ins.callee) in SIZED_FIRST:
                 sized_first_arg.add(ins.result)
-            elif classify(ins.callee) is CallKind.BLAS:
-                # BLAS takes each shadow as a matrix of its own: k split shadows, k calls
+            elif classify(ins.callee) in (CallKind.BLAS, CallKind.CUSTOM_CALL):
+                # BLAS (and a custom rule) takes each shadow as an array of its own: k split shadows, k calls
                 for op in touched_operands(ins):
                     if op.is_local:
                         returned |= act.roots.get(op.name, frozenset())
@@ -97,7 +97,8 @@ def written_params(fn: Function, act: Activity) -> set[str]:
         for ins in b.instructions:
             if ins.opcode == "store":
                 written = [ins.operands[1]]
-            elif ins.opcode == "call" and classify(ins.callee) in (CallKind.MEMSET, CallKind.MEMCPY, CallKind.BLAS):
+            elif ins.opcode == "call" and classify(ins.callee) in (CallKind.MEMSET, CallKind.MEMCPY, CallKind.BLAS,
+                                                                  CallKind.CUSTOM_CALL):
                 written = written_operands(ins)
             else:
                 continue

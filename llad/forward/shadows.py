@@ -129,6 +129,7 @@ class ShadowSweep:
         pass
 
     call_integer = call_custom = call_marker     # a custom rule's call: its result's pseudo-call is the rule
+    call_custom_call = call_custom_result = call_marker   # the sweeps replace these (custom_arrays.py)
 
     def is_active(self, ins: Instruction) -> bool:
         return ins.result is not None and (ins.result in self.act.values or ins.result in self.act.pointers)

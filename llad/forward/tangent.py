@@ -7,7 +7,7 @@ rules table; this file only knows the structural operations (phi, select, memory
 """
 from __future__ import annotations
 
-from .. import blas, guard
+from .. import blas, custom_arrays, guard
 from ..ir.callees import CallKind, classify, rule_name
 from ..ir.model import Block, Instruction, is_float, ref
 from ..rules import FLOAT_CASTS, RULES, PrimalValues, Rule
@@ -25,6 +25,7 @@ class TangentSweep(ShadowSweep):
         super().__init__(fn, act, k, location, b, scopes, interleaved)
         self.lanes = Lanes(b, act, k)
         self.outputs, self.interleaved_return = outputs, interleaved_return
+        self.custom_tangents: dict[str, list[str]] = {}     # a custom call's status -> its result's tangents
 
     def visit_block(self, block: Block) -> None:
         phis = block.phis
@@ -37,6 +38,10 @@ class TangentSweep(ShadowSweep):
             if ins.opcode == "ret":
                 self.outputs.store(self.b, interleaved=self.interleaved_return)
                 self.copy(ins)
+                continue
+            if ins.opcode == "call" and ins.callee.startswith(custom_arrays.CALL_PREFIX) and \
+                    custom_arrays.call_active(ins, self.act):
+                custom_arrays.forward(self, ins)          # the jvp rule in place of the call
                 continue
             before = blas.before(self, ins) if ins.opcode == "call" and ins.callee.startswith("llad.blas.") else None
             self.copy(ins)
@@ -111,6 +116,10 @@ class TangentSweep(ShadowSweep):
     def call_math(self, ins: Instruction) -> None:
         if self.is_active(ins):
             self.apply_rule(ins, RULES[rule_name(ins.callee)])
+
+    def call_custom_result(self, ins: Instruction) -> None:
+        if self.is_active(ins):
+            custom_arrays.forward_result(self, ins)
 
     def call_refcount(self, ins: Instruction) -> None:
         op = ins.operands[0]

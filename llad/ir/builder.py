@@ -105,8 +105,8 @@ class Builder:
         return self._emit(opcode, dst_ty, [Operand(src_ty, v)], name)
 
     # --- aggregates and vectors -----------------------------------------------------------------------
-    def extract(self, agg_ty: str, v: str, index: int) -> str:
-        return self._emit("extractvalue", "?", [Operand(agg_ty, v)], indices=(index,))
+    def extract(self, agg_ty: str, v: str, index: int, name: str | None = None) -> str:
+        return self._emit("extractvalue", "?", [Operand(agg_ty, v)], name, indices=(index,))
 
     def insertvalue(self, agg_ty: str, agg: str, elt_ty: str, v: str, index: int) -> str:
         return self._emit("insertvalue", agg_ty, [Operand(agg_ty, agg), Operand(elt_ty, v)], indices=(index,))

@@ -30,6 +30,9 @@ class CallKind(enum.Enum):
     JITTED = "jitted"              # a Numba-compiled function that was not inlined (recursion)
     CUSTOM = "custom"              # a function with a user rule (custom.py): stays a call, its result goes
     #                                through the rule's pseudo-call, which the rules table differentiates
+    CUSTOM_CALL = "custom_call"    # a custom rule's function with array arguments (custom_arrays.py): the rule
+    #                                replaces the call in each sweep
+    CUSTOM_RESULT = "custom_result"  # its float result's pseudo-call (custom_arrays.py)
     BLAS = "blas"                  # llad's form of Numba's BLAS/LAPACK helpers (blas.py): gemm, gesv, ...
     UNKNOWN = "unknown"            # anything else: differentiable only if no active value reaches it
 
@@ -48,6 +51,8 @@ _PREFIXES = (
     (("llvm.memcpy.", "llvm.memmove."), CallKind.MEMCPY),
     (("llvm.lifetime.", "llvm.assume", "llvm.expect"), CallKind.MARKER),
     (("llad.blas.",), CallKind.BLAS),
+    (("llad.custom.call.",), CallKind.CUSTOM_CALL),
+    (("llad.custom.result.",), CallKind.CUSTOM_RESULT),
     (("llvm.smax", "llvm.smin", "llvm.umax", "llvm.umin", "llvm.abs.", "llvm.sadd.with.overflow",
       "llvm.smul.with.overflow", "llvm.umul.with.overflow", "llvm.uadd.with.overflow", "llvm.ssub.with.overflow",
       "llvm.usub.with.overflow", "llvm.ctlz", "llvm.cttz", "llvm.ctpop", "numba_attempt_nocopy_reshape"),
@@ -57,7 +62,8 @@ _PREFIXES = (
 _EXACT = {"malloc": CallKind.RAW_ALLOC, "realloc": CallKind.REALLOC, "free": CallKind.FREE}
 
 # calls whose pointer arguments are only read (or whose writes are integers into operand 5 alone)
-_WRITES_NOTHING = {CallKind.DATA_POINTER, CallKind.REFCOUNT, CallKind.MARKER, CallKind.MATH, CallKind.RAW_ALLOC}
+_WRITES_NOTHING = {CallKind.DATA_POINTER, CallKind.REFCOUNT, CallKind.MARKER, CallKind.MATH, CallKind.RAW_ALLOC,
+                   CallKind.CUSTOM_RESULT}
 FRESH_MEMORY = (CallKind.ALLOC, CallKind.RAW_ALLOC, CallKind.REALLOC)   # memory nothing else points to
 SIZED_FIRST = (CallKind.ALLOC, CallKind.RAW_ALLOC)      # fresh memory whose size is the first operand
 # numba_attempt_nocopy_reshape(nd, dims, strides, newnd, newdims, newstrides, itemsize, is_f_order)
@@ -120,6 +126,9 @@ def written_operands(call: Instruction) -> list[Operand]:
     if kind is CallKind.BLAS:
         from ..blas import blas_rule
         return [call.operands[i] for i in blas_rule(call.callee).written]
+    if kind is CallKind.CUSTOM_CALL:        # its return and exception slots, and its float arrays
+        from ..custom_arrays import written_arrays
+        return [*call.operands[:2], *written_arrays(call)]
     if call.callee.startswith("numba_attempt_nocopy_reshape"):
         return call.operands[_RESHAPE_WRITES:_RESHAPE_WRITES + 1]
     return [o for o in call.operands if o.type == "ptr"]

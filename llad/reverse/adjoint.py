@@ -7,7 +7,7 @@ starts from zero).  Math comes from the rules table: adjoint(operand_i) += parti
 """
 from __future__ import annotations
 
-from .. import blas, guard, runtime
+from .. import blas, custom_arrays, guard, runtime
 from ..errors import UnsupportedInstructionError
 from ..ir.builder import fconst, is_const_zero
 from ..ir.callees import CallKind, classify, rule_name
@@ -140,6 +140,12 @@ class AdjointVisitor:
 
     def call_blas(self, ins: Instruction) -> None:
         blas.reverse(self, ins)
+
+    def call_custom_call(self, ins: Instruction) -> None:
+        custom_arrays.reverse(self, ins)
+
+    def call_custom_result(self, ins: Instruction) -> None:
+        """Nothing: the call's reverse takes this adjoint (custom_arrays.reverse)."""
 
     def call_alloc(self, ins: Instruction) -> None:
         if ins.result in self.act.pointers:          # the shadow's last use: free it

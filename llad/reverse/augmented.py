@@ -6,7 +6,7 @@ and stores of active memory are the reverse sweep's business.
 """
 from __future__ import annotations
 
-from .. import blas, runtime
+from .. import blas, custom_arrays, runtime
 from ..errors import DifferentiationError
 from ..forward.shadows import ShadowSweep, shadow_name
 from ..ir.model import Block, Instruction, ref
@@ -46,6 +46,11 @@ class AugmentedSweep(ShadowSweep):
                 continue
             if ins.is_terminator:
                 self._reserve_counted_loop(block)
+            if ins.opcode == "call" and ins.callee.startswith(custom_arrays.CALL_PREFIX) and \
+                    custom_arrays.call_active(ins, self.act):
+                custom_arrays.augmented(self, ins)         # the vjp rule's fwd in place of the call
+                self._keep(ins)
+                continue
             if ins.opcode == "call" and ins.callee.startswith("llad.blas."):
                 blas.keep_copies(self, ins)          # what a BLAS rule reads as it was before the call
             self.copy(ins)
