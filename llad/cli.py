@@ -80,6 +80,7 @@ def _load_function(target: str):
         raise CLIError(f"no such file: {path}")
     spec = importlib.util.spec_from_file_location("_llad_user_module", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module      # as an import would: Numba links a recursive call through it
     sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
     try:
         spec.loader.exec_module(module)

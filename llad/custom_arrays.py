@@ -36,9 +36,11 @@ from llvmlite import ir as llir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
+from . import recursion
 from .errors import DifferentiationError, NoRuleError
 from .ir.builder import fconst, new_function
 from .ir.model import Function, Instruction, Module, Operand, ref
+from .recursion import RecursiveRule
 
 CALL_PREFIX = "llad.custom.call."
 RESULT_PREFIX = "llad.custom.result."
@@ -118,6 +120,9 @@ def route(fn: Function, ins: Instruction, rule, cres, loads: dict, location, mod
         raise NoRuleError(what, location(ins), "llad's custom rules take arrays of numbers, floats and integers "
                                                "as arguments")
     if not (isinstance(sig.return_type, types.Float) or sig.return_type == types.none):
+        if isinstance(rule, RecursiveRule):
+            raise NoRuleError(what, location(ins), "llad differentiates a call it cannot inline (recursion) when "
+                                                   "the callee returns a float or None")
         raise NoRuleError(what, location(ins), "a custom rule's function with array arguments must return a "
                                                "float or None (write array results into an argument)")
     with _lock:
@@ -458,6 +463,9 @@ def _refuse(ins: Instruction, call: ArrayCall, location, mode: str, rule: str) -
 def forward(sweep, ins: Instruction) -> None:
     """Forward modes: the jvp rule in place of the call (module docstring)."""
     call, act, b, k = spec(ins.callee), sweep.act, sweep.b, sweep.k
+    if isinstance(call.rule, RecursiveRule):
+        recursion.forward(sweep, ins, call)
+        return
     if call.rule.jvp is None:
         _refuse(ins, call, sweep.location, "forward", "jvp")
     pattern = []
@@ -541,6 +549,9 @@ def has_boxes(tape) -> bool:
 def augmented(sweep, ins: Instruction) -> None:
     """The forward sweep of reverse mode: the vjp rule's fwd in place of the call; its box on the tape."""
     call, b = spec(ins.callee), sweep.b
+    if isinstance(call.rule, RecursiveRule):
+        recursion.augmented(sweep, ins, call)
+        return
     if call.rule.fwd is None:
         _refuse(ins, call, sweep.location, "reverse", "vjp")
     helper = fwd_helper(call)
@@ -579,6 +590,9 @@ def reverse(visitor, ins: Instruction) -> None:
     adjoints."""
     call, act, b, lookup = spec(ins.callee), visitor.act, visitor.b, visitor.lookup
     if not call_active(ins, act):
+        return
+    if isinstance(call.rule, RecursiveRule):
+        recursion.reverse(visitor, ins, call)
         return
     if call.rule.bwd is None:
         _refuse(ins, call, lookup.location, "reverse", "vjp")

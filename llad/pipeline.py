@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from numba.core import types
 from numba.core.registry import cpu_target
 
-from . import blas, custom, custom_arrays, forward, frontend, guard, jit, reverse, runtime
+from . import blas, custom, custom_arrays, forward, frontend, guard, jit, recursion, reverse, runtime
 from .analysis.activity import Activity, analyse_activity
 from .analysis.alias import AliasScopes
 from .analysis.cfg import CFG, analyse_cfg
@@ -113,6 +113,7 @@ def stage_parse(state: CompileState) -> None:
     avoid_generated_names(state.fn)
     check_supported(state.fn, state.location)
     custom.route_results(state.fn, state.location, primal.text)
+    recursion.route(state.fn, state.location, primal.text, primal.dispatcher)
     blas.route(state.fn, state.location)
     if plan.vector_math:
         runtime.use_vector_math(state.fn)
@@ -176,7 +177,12 @@ def stage_generate(state: CompileState) -> None:
     module.declarations.update(state.fn.declarations)
     module.carried.update(state.fn.defined)
     declare_shadow_globals(module, plan.width)
-    (reverse if plan.reverse else forward).generate(state)
+    with recursion.building(state.f, plan, state.fname):
+        (reverse if plan.reverse else forward).generate(state)
+    if plan.split:              # a recursive call of this very derivative allocates its frames with this size
+        name = recursion.frame_global(state.fname)
+        module.globals[name] = f'@"{name}" = internal constant i64 {state.annotations.get("frame_bytes", 0)}'
+
     custom.define_values(module, state.fn)
     custom_arrays.define_primal(module, state.fn)
     runtime.define_called(module, state.fn)

@@ -232,3 +232,37 @@ def test_hessian_vector_product_through_rules_in_a_loop():
         return g
     fd = (grad(X + 1e-6 * v) - grad(X - 1e-6 * v)) / 2e-6
     np.testing.assert_allclose(llad.hvp(loss, X, v, 0.7), fd, rtol=1e-6, atol=1e-8)
+
+
+def test_a_foreign_function_differentiates_through_a_rule_on_its_wrapper():
+    """A ctypes function is refused on its own (an indirect call); wrapped in an @njit function with a
+    jvp rule, the rule is its derivative in every mode."""
+    import ctypes
+    import ctypes.util
+    libm = ctypes.CDLL(ctypes.util.find_library("m"))
+    cbrt = libm.cbrt
+    cbrt.restype, cbrt.argtypes = ctypes.c_double, (ctypes.c_double,)
+
+    @llad.custom_jvp
+    @numba.njit
+    def ccbrt(x):
+        return cbrt(x)
+
+    @ccbrt.defjvp
+    @numba.njit
+    def ccbrt_jvp(x, dx):
+        r = cbrt(x)
+        return r, dx / (3.0 * r * r)
+
+    @numba.njit
+    def f(v):
+        s = 0.0
+        for i in range(v.size):
+            s += ccbrt(v[i]) * v[i]
+        return s
+
+    v = np.array([1.0, 8.0, 27.0])
+    dv = np.zeros(3)
+    llad.autodiff(llad.Reverse, f, llad.Active, llad.Duplicated(v, dv))
+    np.testing.assert_allclose(dv, 4.0 / 3.0 * np.cbrt(v), rtol=1e-14)
+    assert check_grads(f, v) > 0

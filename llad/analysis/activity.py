@@ -268,6 +268,10 @@ def _check_call(fn: Function, ins: Instruction, act: Activity, location) -> None
                           "llad does not differentiate a derivative through a custom rule with array arguments "
                           "again (nested differentiation such as llad.hvp); give the function a rule for "
                           "scalars, or leave it undecorated so that llad differentiates its body")
+    if ins.callee.startswith(("llad.rev.", "llad.fwd.")):
+        raise NoRuleError(f"a call to `{ins.callee}`, llad's derivative of a recursive function", location(ins),
+                          "llad does not differentiate a derivative through a recursive call again (nested "
+                          "differentiation such as llad.hvp); write the recursion as a loop for that")
     if kind is CallKind.JITTED or ins.callee in fn.defined:
         raise NoRuleError(
             f"a call to `{python_name(ins.callee) or ins.callee}` that llad could not inline (recursion?)",

@@ -15,7 +15,7 @@ reverse sweep: recompute or tape), tape.py (the cache), deferral.py (stencil acc
 """
 from __future__ import annotations
 
-from .. import blas, custom_arrays, runtime
+from .. import blas, custom_arrays, recursion, runtime
 from ..forward.shadows import derivative_function
 from ..ir.builder import Builder, Namer, fconst
 from ..ir.callees import CallKind, classify
@@ -58,7 +58,8 @@ def generate(state) -> None:
     reverse_blocks, der.blocks = der.blocks, []
     tape.declare_types()
     # the shadow stack also frees the copies BLAS rules keep (if f raises, or a split tape is dropped)
-    shadow_allocations = _allocates_shadows(fn, act) or blas.has_copies(tape) or custom_arrays.has_boxes(tape)
+    shadow_allocations = _allocates_shadows(fn, act) or blas.has_copies(tape) or custom_arrays.has_boxes(tape) \
+        or recursion.has_frames(tape)
     # the entry block's allocas are known now: everything the reverse sweep reads from the forward sweep
     _entry_block(builder("p"), state, tape, deferral, adjoints, facts, shadow_allocations)
     entry, der.blocks = der.blocks, []
