@@ -1,6 +1,7 @@
 """llad: a differentiating compiler for Numba functions (forward and reverse mode, Enzyme-style)."""
 from . import frontend as _frontend  # noqa: F401  (installs the IR recorder before anything compiles)
 from . import jitted as _jitted  # noqa: F401  (llad.autodiff inside @njit code)
+from . import jitted_thunks as _jitted_thunks  # noqa: F401  (llad.autodiff_thunk inside @njit code)
 from . import testing  # llad.testing.check_grads
 from .annotations import (
     Active,

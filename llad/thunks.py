@@ -9,6 +9,7 @@ object owning the frame buffer.  The reverse thunk consumes it (a second use rai
 tape dropped unused frees the forward sweep's memory.  The derivative keeps every value the reverse
 sweep needs on its tape (it re-reads no argument array), so the arrays may change between the calls,
 but the shadows given to both thunks must be the same arrays (allocated shadows point into them).
+Inside `@njit` the same calls are typed and lowered by jitted_thunks.py.
 """
 from __future__ import annotations
 
