@@ -156,15 +156,17 @@ def _result_type(pair: _Pair, phase: str, args: tuple):
         raise TypingError(f"llad.autodiff_thunk: the seed of an Active return is a float, got {seed}")
     if plan.ret_activity is not Act.ACTIVE and seed is not types.none:
         raise TypingError("llad.autodiff_thunk: the seed is None when the return is not Active")
-    pos = (1 if d.has_primal_output else 0) + (1 if plan.ret_activity is Act.DUP else 0)
-    derivs = []
-    for a in plan.activities:
-        if a is Act.ACTIVE:
-            derivs.append(outs[pos])
-            pos += 1
-        else:
-            derivs.append(types.none)
-    return types.Tuple([types.Tuple(derivs)])
+    return types.Tuple([types.Tuple([types.none if k is None else outs[k] for k in _derivative_positions(d)])])
+
+
+def _derivative_positions(d) -> list:
+    """Per parameter: where the derivative's result holds its derivative (an Active one), else None."""
+    pos = (1 if d.has_primal_output else 0) + (1 if d.plan.ret_activity is Act.DUP else 0)
+    out = []
+    for a in d.plan.activities:
+        out.append(pos if a is Act.ACTIVE else None)
+        pos += a is Act.ACTIVE
+    return out
 
 
 _impls: dict = {}
@@ -210,14 +212,7 @@ def _implementation(pair: _Pair, phase: str, n: int):
                   "run the forward thunk again')",
                   f"    consume({tape})",
                   f"    r = call({flat}, {_PHASE_REVERSE}, frame({tape}), {seed_value})"]
-        pos = (1 if d.has_primal_output else 0) + (1 if plan.ret_activity is Act.DUP else 0)
-        derivs = []
-        for a in plan.activities:
-            if a is Act.ACTIVE:
-                derivs.append(f"r[{pos}]")
-                pos += 1
-            else:
-                derivs.append("None")
+        derivs = ["None" if k is None else f"r[{k}]" for k in _derivative_positions(d)]
         lines.append(f"    return (({', '.join(derivs)},),)" if derivs else "    return ((),)")
     exec(compile("\n".join(lines), f"<llad {phase} thunk of {d.function_name}>", "exec"), namespace)
     _impls[key] = namespace["impl"]
