@@ -16,6 +16,8 @@ Linear algebra (np.dot, @, np.linalg.norm/solve/inv/det/slogdet/cholesky): by de
 with probability fuzz.grammar.LINALG_WEIGHT; `--focus blas` puts one in every kernel and raises the
 weight (a run that exercises llad's BLAS/LAPACK rules), `--linalg-weight P` sets it, 0 turns them off.
 The summary counts outcomes per linear-algebra feature, refusals by message, and the modes checked.
+`--focus recursion` gives every kernel one or two scalar helpers that call themselves (llad differentiates
+each call as a call to its own derivative of the helper, llad/recursion.py), and calls one.
 """
 from __future__ import annotations
 
@@ -51,7 +53,8 @@ def worker(args) -> None:
     @settings(max_examples=args.n, deadline=None, database=None, phases=[Phase.generate],
               suppress_health_check=list(HealthCheck))
     @given(kernels(max_statements=args.max_statements, max_depth=args.max_depth, library=args.library,
-                   linalg=args.linalg_weight, force_linalg=args.focus == "blas"))
+                   linalg=args.linalg_weight, force_linalg=args.focus == "blas",
+                   recursion=args.focus == "recursion"))
     def run(kernel):
         with open(args.current, "w") as fh:          # for the parent, should this process die
             json.dump({"source": kernel.source, "spec": kernel.spec_dict()}, fh)
@@ -222,8 +225,9 @@ def main(argv=None) -> int:
     p.add_argument("--max-depth", type=int, default=3)
     p.add_argument("--no-library", dest="library", action="store_false",
                    help="no NumPy reductions (np.sum, np.max, np.sort, ...) in the kernels")
-    p.add_argument("--focus", choices=("blas",), default=None,
-                   help="blas: a linear-algebra statement in every kernel, and more of them")
+    p.add_argument("--focus", choices=("blas", "recursion"), default=None,
+                   help="blas: a linear-algebra statement in every kernel, and more of them; recursion: "
+                        "every kernel has one or two scalar helpers that call themselves")
     p.add_argument("--linalg-weight", type=float, default=None,
                    help="probability that a statement is np.dot / @ / np.linalg.* (default "
                         "fuzz.grammar.LINALG_WEIGHT; 0.5 with --focus blas; 0: none)")

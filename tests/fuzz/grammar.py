@@ -202,7 +202,11 @@ class _Gen:
             return f"{fn}({e()}, {e()})"
         if kind <= 18 and self.scalar_helpers:
             self.features.add("helper")
-            return f"{self.choice(self.scalar_helpers)}({e()}, {e()})"
+            h = self.choice(self.scalar_helpers)
+            if h.startswith("r"):                   # a recursive helper: its depth, a constant
+                self.features.add("recursion")
+                return f"{h}({e()}, {e()}, {self.integer(0, 3)})"
+            return f"{h}({e()}, {e()})"
         if kind == 19 and self.readable:
             self.features.add("array-helper")
             self.uses_hr = True
@@ -520,13 +524,32 @@ def _helper_source(draw, name: str) -> str:
     return f"@numba.njit\ndef {name}(p, q):\n    return {body}\n"
 
 
+def _recursive_helper_source(draw, name: str) -> str:
+    """A helper that calls itself `k` times: `r(p, q, k) = base(p, q)` at k <= 0, else an expression of p,
+    q and `r(e(p, q), q, k - 1)` (llad differentiates it as a call to its own derivative)."""
+    g = _Gen(draw, 2, False, False, 0, [], 0)
+    g.readable = []
+
+    def leaf():
+        return g.choice(("p", "q", "p", "q") + CONSTANTS[:4])
+    g.leaf = leaf
+    g.scalar_helpers = []
+    base, arg, rest = g.expr(1), g.expr(1), g.expr(1)
+    wrap = g.choice(("{}", "math.sin({})", "math.tanh({})", "0.5 * {}"))
+    combine = g.choice(("{} + {}", "{} * {}", "{} - 0.5 * {}"))
+    step = combine.format(rest, wrap.format(f"{name}({arg}, q, k - 1)"))
+    return (f"@numba.njit\ndef {name}(p, q, k):\n    if k <= 0:\n        return p * ({base})\n"
+            f"    return {step}\n")
+
+
 @st.composite
 def kernels(draw, max_statements: int = 4, max_depth: int = 3, library: bool = False,
-            linalg: float = LINALG_WEIGHT, force_linalg: bool = False) -> Kernel:
+            linalg: float = LINALG_WEIGHT, force_linalg: bool = False, recursion: bool = False) -> Kernel:
     """A random kernel (see the module docstring); `library`: expressions may also call the NumPy
     functions of LIBRARY_CALLS on whole arrays (some of which llad gets wrong, see tests/test_bad_inputs.py);
     `linalg`: the probability that a statement is a BLAS/LAPACK one (0: the grammar without them, drawing
-    exactly what it drew before they existed); `force_linalg`: every kernel has at least one."""
+    exactly what it drew before they existed); `force_linalg`: every kernel has at least one; `recursion`:
+    one or two of the scalar helpers call themselves (False: the draws of the grammar without them)."""
     n = draw(st.integers(3, 5))
     w_dup = draw(st.booleans())
     A_dup = draw(st.booleans())
@@ -534,6 +557,10 @@ def kernels(draw, max_statements: int = 4, max_depth: int = 3, library: bool = F
     n_locals = draw(st.integers(0, 3))
     helpers = [f"h{k}" for k in range(draw(st.integers(0, 2)))]
     helper_src = [_helper_source(draw, h) for h in helpers]
+    if recursion:
+        recursive = [f"r{k}" for k in range(draw(st.integers(1, 2)))]
+        helper_src += [_recursive_helper_source(draw, r) for r in recursive]
+        helpers += recursive
     tmp = draw(st.integers(0, 3)) == 0
     g = _Gen(draw, n, w_dup, A_dup, 0, helpers, max_depth, tmp, library, linalg)
     body = []
@@ -546,6 +573,9 @@ def kernels(draw, max_statements: int = 4, max_depth: int = 3, library: bool = F
     body += g.block(1, 0, 1, max_statements)
     if force_linalg and "linalg" not in g.features:
         body += g.linalg_statement(1, 0)
+    if recursion and "recursion" not in g.features:       # at least one recursive call per kernel
+        g.features.add("recursion")
+        body.append(f"    s += {g.choice(recursive)}({g.expr(1)}, {g.expr(1)}, {g.integer(1, 3)})")
     ret = " + ".join(["s"] + g.locals[:1])
     body.append(f"    return {ret}")
     parts = ["import math", "", "import numba", "import numpy as np", ""]
