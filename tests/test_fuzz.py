@@ -73,6 +73,33 @@ def test_fuzz_quick_linalg():
     assert sum(_seen_linalg.values()) >= QUICK_LINALG_N
 
 
+QUICK_NESTED_N = int(os.environ.get("LLAD_FUZZ_NESTED_N", "6"))
+_seen_nested = collections.Counter()
+
+
+@settings(max_examples=QUICK_NESTED_N, deadline=None, derandomize=True, database=None, phases=[Phase.generate],
+          suppress_health_check=list(HealthCheck))
+@given(kernels(**QUICK))
+def _quick_nested(kernel):
+    saved = fuzz.check.NESTED_EVERY, fuzz.check.EXTRA_MODES_EVERY
+    fuzz.check.NESTED_EVERY, fuzz.check.EXTRA_MODES_EVERY = 1, 10**9
+    try:
+        outcome = check_kernel(kernel)
+    finally:
+        fuzz.check.NESTED_EVERY, fuzz.check.EXTRA_MODES_EVERY = saved
+    _seen_nested[outcome.numbers.get("nested", outcome.status)] += 1
+    assert outcome.status != FAIL, outcome.report()
+
+
+def test_fuzz_quick_nested():
+    """A few kernels also checked in forward over reverse (an HVP) against differences of the gradient."""
+    _seen_nested.clear()
+    _quick_nested()
+    print(f"quick nested profile: {dict(_seen_nested)}")
+    assert sum(_seen_nested.values()) >= QUICK_NESTED_N
+    assert _seen_nested["ok"] >= 1
+
+
 def test_grammar_covers_every_feature():
     """The strategy reaches every construct it is meant to (generation only, no compilation)."""
     from hypothesis import strategies as st

@@ -47,6 +47,7 @@ def worker(args) -> None:
     import llad  # noqa: F401  (before anything is compiled: llad records Numba's IR)
 
     assert fuzz.check.EXTRA_MODES_EVERY == 1
+    fuzz.check.NESTED_EVERY = 1 if args.nested else 0
     saved_kinds: set = set()
 
     @seed(args.seed)
@@ -66,6 +67,8 @@ def worker(args) -> None:
             outcome, status, message = None, FAIL, f"the checker raised {type(e).__name__}: {e}"
         rec = {"status": status, "key": kernel.key, "seconds": time.perf_counter() - t0,
                "features": sorted(kernel.features), "extra": int(kernel.key, 16) % EXTRA_MODES_EVERY == 0}
+        if outcome is not None and "nested" in outcome.numbers:
+            rec["nested"] = outcome.numbers["nested"]
         if status == UNSUPPORTED:
             rec["message"] = message.splitlines()[0] if message else ""
         if status == FAIL:
@@ -237,6 +240,9 @@ def main(argv=None) -> int:
     p.add_argument("--verbose", action="store_true", help="print every failure report in full")
     p.add_argument("--reduce", metavar="FILE", help="shrink a failing regression file and exit")
     p.add_argument("--summary", metavar="LOG", help="summarise the records of a --log file and exit")
+    p.add_argument("--nested", action="store_true",
+                   help="also check forward over reverse (a Hessian-vector product) of every float64 kernel "
+                        "against differences of its gradient")
     p.add_argument("--guard-memory", action="store_true",
                    help="compile every derivative with llad.config.guard_memory (bounds-checked tapes, canaries "
                         "around shadows): an out-of-bounds access is a failure of its kernel")
@@ -281,7 +287,8 @@ def main(argv=None) -> int:
                "--max-statements", str(args.max_statements), "--max-depth", str(args.max_depth),
                "--current", current, "--linalg-weight", str(args.linalg_weight)] + \
             ([] if args.save else ["--no-save"]) + ([] if args.library else ["--no-library"]) + \
-            (["--focus", args.focus] if args.focus else []) + (["--log", args.log] if args.log else [])
+            (["--focus", args.focus] if args.focus else []) + (["--log", args.log] if args.log else []) + \
+            (["--nested"] if args.nested else [])
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
         got = 0
         for line in proc.stdout:

@@ -24,6 +24,11 @@ Checks, in order (the first failure is reported):
 4. BatchDuplicated (two directions) against the single direction; ReverseSplitWithPrimal (forward
    thunk, then reverse thunk with the seed 1.0) and `autodiff(Reverse, ...)` inside an @njit function
    against the ReverseWithPrimal call (every EXTRA_MODES_EVERY-th kernel).
+5. Nested (every NESTED_EVERY-th float64 kernel): forward over reverse, the tangent along v of the gradient
+   G = d ret / d(arrays on entry) that `autodiff(Reverse, ...)` computes inside @njit, against central
+   differences of G at two steps (a kink between them skips the check).  A clean DifferentiationError
+   (nested differentiation through a BLAS/LAPACK rule, a recursive call, ...) is the contract's answer:
+   recorded, not failed.  The outcome's `numbers["nested"]` says which.
 
 A kernel whose primal raises (a division by an expression that is exactly 0) must raise the same
 exception type from llad in both modes ("raises").  Non-finite primal values are skipped.  A kernel that
@@ -56,6 +61,9 @@ STEPS = (1e-5, 1e-6)
 # split mode and autodiff inside @njit are checked on every kernel whose key is a multiple of this (1: all;
 # the quick profile in tests/test_fuzz.py checks a quarter, to keep the suite's time)
 EXTRA_MODES_EVERY = 1
+# forward over reverse (check 5) on every kernel whose key is a multiple of this (0: never; tools/fuzz.py
+# --nested sets 1)
+NESTED_EVERY = 0
 
 OK, SKIP_FD, SKIP_NONFINITE, RAISES, FAIL = "ok", "skip-fd", "skip-nonfinite", "raises", "fail"
 UNSUPPORTED = "unsupported"     # a clean DifferentiationError from a kernel calling NumPy library functions
@@ -441,9 +449,64 @@ def _check_kernel(k: Kernel) -> Outcome:
         bad = _check_split_and_njit(llad, k, f, values, cot, derivs, rprimal, grads, max(ptol, 1e-9))
         if bad is not None:
             return Outcome(FAIL, bad, k)
+    # --- nested: forward over reverse against differences of the gradient ---------------------------------
+    if NESTED_EVERY and not k.f32 and int(k.key, 16) % NESTED_EVERY == 0:
+        bad, nums["nested"] = _check_nested(llad, k, f, values, v)
+        if bad is not None:
+            return Outcome(FAIL, bad, k, nums)
     if skipped:
         return Outcome(SKIP_FD, "finite differences at two steps disagree (kink or branch flip)", k, nums)
     return Outcome(OK, "", k, nums)
+
+
+def _check_nested(llad, k: Kernel, f, values, v) -> tuple[str | None, str]:
+    """Check 5 (module docstring): (failure or None, what happened: ok / skip-fd / refused: <message>)."""
+    names = [n for n in ("x", "w", "A", "out") if n in v]
+    g = _njit_reverse(llad, k, f, set(names))
+
+    def gradient(shift=None, h=0.0):
+        vals = {n: _copy(x) for n, x in values.items()}
+        for n in names:
+            if shift is not None:
+                vals[n][...] += h * shift[n]
+        shadows = {n: llad.make_zero(vals[n]) for n in names}
+        flat = []
+        for n in ("x", "w", "A", "out"):
+            flat.append(vals[n])
+            if n in shadows:
+                flat.append(shadows[n])
+        g(*flat, vals["a"])
+        return shadows
+
+    vals = {n: _copy(x) for n, x in values.items()}
+    args, hv = [], {}
+    for n in ("x", "w", "A", "out"):
+        if n in names:
+            hv[n] = llad.make_zero(vals[n])
+            args += [llad.Duplicated(vals[n], np.array(v[n], dtype=vals[n].dtype)),
+                     llad.Duplicated(llad.make_zero(vals[n]), hv[n])]
+        else:
+            args.append(llad.Const(vals[n]))
+    args.append(llad.Const(vals["a"]))
+    try:
+        llad.autodiff(llad.Forward, g, *args)
+    except llad.DifferentiationError as e:
+        return None, f"refused: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+    except Exception as e:                                # noqa: BLE001 - anything else is a failure
+        return f"nested: forward over reverse raised {type(e).__name__}: {e}", "fail"
+    fds = [{n: (p[n] - m[n]) / (2 * h) for n in names}
+           for h in STEPS for p, m in [(gradient(v, h), gradient(v, -h))]]
+    for n in names:
+        a, b = np.asarray(fds[0][n]), np.asarray(fds[1][n])
+        if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))) or \
+                np.max(np.abs(a - b)) > FD_TOL * max(1.0, float(np.max(np.abs(a)))):
+            return None, "skip-fd"
+    for n in names:
+        scale = max(1.0, float(np.max(np.abs(fds[1][n]))))
+        if min(float(np.max(np.abs(hv[n] - fd[n]))) for fd in fds) > FD_TOL * scale:
+            return (f"nested: forward over reverse (the tangent of the gradient for {n}) disagrees with "
+                    f"differences of the gradient: {hv[n]} vs {fds[1][n]}"), "fail"
+    return None, "ok"
 
 
 # --- regressions ---------------------------------------------------------------------------------------
