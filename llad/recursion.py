@@ -152,6 +152,8 @@ def _resolve_unresolved(fn) -> bool:
 
 # --- the callee's plan and derivative ---------------------------------------------------------------------
 def _plan(call, ins: Instruction, act, reverse: bool, width: int, current: Plan) -> Plan:
+    """The callee's derivative for this call: its arguments' activity as the caller's analysis found it,
+    the primal result always returned (the caller uses it), split in reverse modes."""
     activities, shadowtypes = [], []
     for p in call.params:
         op = ins.operands[p.data if p.is_array else p.start]
@@ -196,12 +198,12 @@ def frame_global(symbol: str) -> str:
     return f"{symbol}.frame_bytes"
 
 
-def _out_type(plan: Plan, call) -> tuple[str, list]:
+def _out_type(plan: Plan, call) -> str:
     """The LLVM type of the tuple the derivative writes to its return slot (outputs.py)."""
     from .outputs import output_types
     outs, _ = output_types(plan, call.signature.return_type)
     tup = types.Tuple(outs) if outs else types.Tuple([types.int8])
-    return str(cpu_target.target_context.get_value_type(tup)), outs
+    return str(cpu_target.target_context.get_value_type(tup))
 
 
 def _arguments(call, ins: Instruction, plan: Plan, value, shadow, tangent, lanes: int) -> list[tuple[str, str]]:
@@ -224,7 +226,7 @@ def forward(sweep, ins: Instruction, call) -> None:
     b, k = sweep.b, sweep.k
     plan = _plan(call, ins, sweep.act, False, k, _current())
     symbol, _ = _target(call, plan, ins, sweep.location, b.module)
-    out_ty, _ = _out_type(plan, call)
+    out_ty = _out_type(plan, call)
     ret = b.alloca(out_ty)
     args = _arguments(call, ins, plan, lambda o: o.text, lambda op, j: sweep.shadow(op, j, ins),
                       lambda op, j: sweep.lanes.lane(op.type, sweep.lanes.of(op), j), k)
@@ -246,7 +248,7 @@ def augmented(sweep, ins: Instruction, call) -> None:
     b = sweep.b
     plan = _plan(call, ins, sweep.act, True, 1, _current())
     symbol, frame_bytes = _target(call, plan, ins, sweep.location, b.module)
-    out_ty, _ = _out_type(plan, call)
+    out_ty = _out_type(plan, call)
     args = _arguments(call, ins, plan, lambda o: o.text, lambda op, j: sweep.shadow(op, j, ins), None, 1)
     seed_ty = call.result or "double"
     size = b.load("i64", f'@"{frame_bytes}"') if isinstance(frame_bytes, str) else str(frame_bytes)
@@ -305,7 +307,7 @@ def reverse(visitor, ins: Instruction, call) -> None:
     b, lookup, act = visitor.b, visitor.lookup, visitor.act
     plan = _plan(call, ins, act, True, 1, _current())
     symbol, _ = _target(call, plan, ins, lookup.location, b.module)
-    out_ty, _ = _out_type(plan, call)
+    out_ty = _out_type(plan, call)
     mi = lookup.tape.load(b, frame_name(ins), "ptr", ins.block.name, lookup.block.name)
     data = b.call("ptr", "NRT_MemInfo_data_fast", [("ptr", mi)])
     seed_ty = call.result or "double"
