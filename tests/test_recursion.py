@@ -5,15 +5,11 @@ float recurrence, divide-and-conquer pairwise summation) and two more (recursion
 that updates an array in place) against central differences in every mode, and against closed forms.
 """
 import math
-import os
-import pathlib
-import subprocess
-import sys
-import textwrap
 
 import numba
 import numpy as np
 import pytest
+from nrt_counts import leaks
 
 import llad
 from llad.testing import check_grads
@@ -165,37 +161,20 @@ def test_nested_differentiation_through_recursion_is_refused():
         llad.hvp(pairwise_loss, _x(8), np.ones(8))
 
 
-LEAKS = textwrap.dedent("""
-    import numpy as np, llad
-    from numba.core.runtime import rtsys
-    from tests.test_recursion import pairwise_loss, _x
-
-    x = _x(12)
-    dx = np.zeros_like(x)
-    fwd, rev = llad.autodiff_thunk(llad.ReverseSplitWithPrimal, pairwise_loss, llad.Active, llad.Duplicated(x, dx))
-
-    def once():
-        llad.autodiff(llad.Reverse, pairwise_loss, llad.Active, llad.Duplicated(x, dx))
-        tape, _, _ = fwd(llad.Duplicated(x, dx))
-        rev(llad.Duplicated(x, dx), 1.0, tape)
-        fwd(llad.Duplicated(x, dx))                  # a tape dropped: its recursive calls' frames released
-
-    once()
-    s0 = rtsys.get_allocation_stats()
-    for _ in range(20):
-        once()
-    s1 = rtsys.get_allocation_stats()
-    print((s1.mi_alloc - s0.mi_alloc) - (s1.mi_free - s0.mi_free), s1.mi_alloc - s0.mi_alloc,
-          (s1.alloc - s0.alloc) - (s1.free - s0.free))
-""")
-
-
 def test_frames_are_released_in_every_mode():
     """NRT statistics: every recursive call's frame (a meminfo) is freed after Reverse, after a split
     tape's reverse, and when a split tape is dropped (the callee's release phase runs)."""
-    env = dict(os.environ, NUMBA_NRT_STATS="1")
-    out = subprocess.run([sys.executable, "-c", LEAKS], env=env, capture_output=True, text=True,
-                         cwd=str(pathlib.Path(__file__).parent.parent))
-    assert out.returncode == 0, out.stderr
-    leaked, allocated, raw_leaked = map(int, out.stdout.split())
+    leaked, allocated, raw_leaked = leaks("""
+        import numpy as np, llad
+        from tests.test_recursion import pairwise_loss, _x
+        x = _x(12)
+        dx = np.zeros_like(x)
+        fwd, rev = llad.autodiff_thunk(llad.ReverseSplitWithPrimal, pairwise_loss, llad.Active,
+                                       llad.Duplicated(x, dx))
+    """, """
+        llad.autodiff(llad.Reverse, pairwise_loss, llad.Active, llad.Duplicated(x, dx))
+        tape, _, _ = fwd(llad.Duplicated(x, dx))
+        rev(llad.Duplicated(x, dx), 1.0, tape)
+        fwd(llad.Duplicated(x, dx))          # a tape dropped: its recursive calls' frames released
+    """)
     assert allocated > 0 and leaked == 0 and raw_leaked == 0
