@@ -3,7 +3,7 @@
 | setting | environment | meaning |
 |---|---|---|
 | `verbose` | `LLAD_VERBOSE` | log each derivative's compilation, stage by stage with its time, to the `llad` logger |
-| `vector_math` | `LLAD_VECTOR_MATH` | llad's vectorisable `exp` in derivative code instead of libm's (default off) |
+| `vector_math` | `LLAD_VECTOR_MATH` | vectorised `exp`/`log`/`sin`/... in derivative code (libmvec; llad's own `exp` without it) and reassociable sums in its copy of f (default on); off: libm and f's arithmetic exactly (vecmath.py) |
 | `cache_dir` | `LLAD_CACHE_DIR` | where derivatives are kept for later processes (docs/cache.md); `None` disables it |
 | `guard_memory` | `LLAD_GUARD_MEMORY` | debugging: bounds-checked tapes and canaries around shadows (default off) |
 
@@ -38,10 +38,7 @@ class Config:
     def __init__(self):
         self._verbose = False
         self.verbose = os.environ.get("LLAD_VERBOSE", "").strip().lower() in _TRUE
-        # off by default, unlike the API's plan: measured (docs/api.md), the branch-free exp wins 2x where the
-        # loop vectoriser takes the loop, and loses up to 1.6x (logsumexp) where a strict reduction keeps
-        # the loop scalar, against glibc's table-driven exp
-        self._vector_math = os.environ.get("LLAD_VECTOR_MATH", "0").strip().lower() in _TRUE
+        self._vector_math = os.environ.get("LLAD_VECTOR_MATH", "1").strip().lower() in _TRUE
         self._cache_dir = None
         self.cache_dir = _cache_dir_from_environment()
         self._guard_memory = os.environ.get("LLAD_GUARD_MEMORY", "0").strip().lower() in _TRUE

@@ -42,7 +42,7 @@ from numba.core.compiler import CompileResult
 from numba.core.registry import CPUDispatcher, cpu_target
 from numba.core.runtime.nrt import rtsys
 
-from . import custom, frontend, jit, nrt
+from . import custom, frontend, jit, nrt, vecmath
 from .config import config, logger
 from .plan import Plan
 
@@ -124,7 +124,7 @@ def _environment() -> tuple:
             "USE_LLVMLITE_MEMORY_MANAGER"))
         _env_token = (FORMAT, _llad_sources(), numba.__version__, llvmlite.__version__, np.__version__,
                       sys.version, platform.machine(), cpu_target.target_context.codegen().magic_tuple(),
-                      settings, frontend.PRE_AD_SPEED_LEVEL, nrt.powi_available)
+                      settings, frontend.PRE_AD_SPEED_LEVEL, nrt.powi_available, vecmath.describe())
     return _env_token
 
 
@@ -371,6 +371,8 @@ def _rebuild(p: dict):
         raise _Uncacheable("its symbol is defined in this process already")
     if any(sym.startswith("llad_") for sym in p["undefined"]):
         _register_lapack_symbols()
+    if any(sym.startswith("_ZGV") for sym in p["undefined"]):
+        vecmath.available()                      # loads libmvec, whose functions the code calls
     for sym in p["undefined"]:                   # MCJIT aborts the process on a symbol it cannot resolve
         if not llvm.address_of_symbol(sym):
             raise _Uncacheable(f"symbol {sym} is not available in this process")

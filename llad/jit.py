@@ -19,7 +19,7 @@ from numba.core.runtime import nrtdynmod  # noqa: F401  (makes sure NRT is impor
 from numba.core.runtime.nrt import rtsys
 from numba.extending import intrinsic
 
-from . import nrt
+from . import nrt, vecmath
 
 
 @dataclass
@@ -29,8 +29,9 @@ class Compiled:
     seconds: float
 
 
-def compile_module(text: str, name: str, libraries=()):
-    """Parse, verify and finalise `text` in a new JITCodeLibrary (Numba runs its O3 on it)."""
+def compile_module(text: str, name: str, libraries=(), vector_math: bool = False):
+    """Parse, verify and finalise `text` in a new JITCodeLibrary (Numba runs its O3 on it); with
+    `vector_math`, widened math calls go to libmvec after the O3 (vecmath.py)."""
     nrt.ensure_runtime()
     codegen = cpu_target.target_context.codegen()
     with global_compiler_lock:
@@ -41,11 +42,29 @@ def compile_module(text: str, name: str, libraries=()):
         # the frontend reads this text when a function calling the derivative is differentiated (nesting)
         lib.__dict__["_llad_unopt_texts"] = [text]
         lib.add_llvm_module(mod)
+        if vector_math and vecmath.available():
+            _rewrite_after_optimising(lib)
         lib.add_linking_library(rtsys.library)
         for other in libraries:              # what the module calls without defining (custom rules' helpers)
             lib.add_linking_library(other)
         lib.finalize()
     return lib
+
+
+def _rewrite_after_optimising(lib) -> None:
+    """Run vecmath.rewrite on the library's final module once Numba's O3 has vectorised it (before the
+    machine code is made: the object code, the disk cache and `llad dump` see the libmvec calls)."""
+    optimise = lib._optimize_final_module
+
+    def optimise_then_rewrite():
+        optimise()
+        text = str(lib._final_module)
+        if vecmath.has_vector_calls(text):
+            mod = llvm.parse_assembly(vecmath.rewrite(text))
+            mod.verify()
+            lib._final_module = mod
+
+    lib._optimize_final_module = optimise_then_rewrite
 
 
 def make_caller(fn_name: str, library, return_type: types.Type, argtypes: tuple, link: bool):
@@ -103,8 +122,9 @@ def entry_from_cache(fn_name: str, library, return_type: types.Type, argtypes: t
     return entry
 
 
-def jit_derivative(text: str, fn_name: str, return_type: types.Type, argtypes: tuple, libraries=()) -> Compiled:
+def jit_derivative(text: str, fn_name: str, return_type: types.Type, argtypes: tuple, libraries=(),
+                   vector_math: bool = False) -> Compiled:
     t0 = time.perf_counter()
-    lib = compile_module(text, fn_name, libraries)
+    lib = compile_module(text, fn_name, libraries, vector_math)
     entry = make_entry(fn_name, lib, return_type, argtypes)
     return Compiled(entry, lib, time.perf_counter() - t0)

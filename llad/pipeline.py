@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from numba.core import types
 from numba.core.registry import cpu_target
 
-from . import blas, custom, custom_arrays, forward, frontend, guard, jit, recursion, reverse, runtime
+from . import blas, custom, custom_arrays, forward, frontend, guard, jit, recursion, reverse, runtime, vecmath
 from .analysis.activity import Activity, analyse_activity
 from .analysis.alias import AliasScopes
 from .analysis.cfg import CFG, analyse_cfg
@@ -116,7 +116,7 @@ def stage_parse(state: CompileState) -> None:
     recursion.route(state.fn, state.location, primal.text, primal.dispatcher)
     blas.route(state.fn, state.location)
     if plan.vector_math:
-        runtime.use_vector_math(state.fn)
+        vecmath.prepare(state.fn)
     ret = primal.return_type
     if isinstance(ret, _UNSUPPORTED_RETURNS) and ret is not types.none:
         raise DifferentiationError(f"a function returning {ret}", state.location(),
@@ -205,7 +205,8 @@ def stage_print(state: CompileState) -> None:
 def stage_jit(state: CompileState) -> None:
     """LLVM's O3 and native code, through Numba's JIT; an @njit entry point calls it."""
     state.compiled = jit.jit_derivative(state.text, state.fname, state.outputs.numba_type,
-                                        state.outputs.numba_argtypes(), state.module.libraries)
+                                        state.outputs.numba_argtypes(), state.module.libraries,
+                                        state.plan.vector_math)
 
 
 STAGES: tuple[tuple[str, Callable[[CompileState], None]], ...] = (

@@ -33,6 +33,7 @@ class Plan:
     split: bool = False           # reverse: forward and reverse sweeps as two calls (reverse/split.py)
     vector_math: bool = False     # llad's vectorisable exp instead of libm's (llad.config.vector_math)
     guard_memory: bool = False    # bounds-checked tapes, canaries after llad's shadows (llad.config.guard_memory)
+    keep_tapes: bool = False      # reverse, called from Python: tape buffers kept between calls (runtime.py)
 
     @property
     def mode_tag(self) -> str:

@@ -16,9 +16,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import runtime
+from . import runtime, vecmath
 from .ir.builder import Builder, fconst
-from .ir.callees import VECTORISED
 
 # Derivative arithmetic may be reassociated and contracted (as Enzyme does by default): that lets LLVM
 # vectorise tangent and adjoint reductions. No nnan/ninf: NaN and Inf still propagate exactly.
@@ -70,14 +69,16 @@ class MathBuilder(Builder):
             argtypes, name = [ty, "i32"], f"llvm.powi.{suffix}.i32"
         elif fn in _INTRINSICS:
             name = f"llvm.{fn}.{suffix}"
-            if self.vector_math and name in VECTORISED:
-                name = VECTORISED[name]
+            if self.vector_math and vecmath.replacement(name) is not None:
+                name = vecmath.replacement(name)
                 runtime.ensure(self.module, name)
         elif fn in _LLAD_FUNCTIONS:
             name = f"llad.{fn}.{suffix}"
             runtime.ensure(self.module, name)
         else:
             name = fn if ty == "double" else fn + "f"
+            if self.vector_math and vecmath.replacement(name) is not None:
+                name = vecmath.replacement(name)
         return self.call(ty, name, list(zip(argtypes, args)))
 
     def sq(self, ty, a):

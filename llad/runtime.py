@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .ir.builder import Builder, fconst, new_function
-from .ir.callees import VECTORISED
 from .ir.model import Module
 
 
@@ -164,6 +163,70 @@ def _tape_reserve(module: Module) -> None:
     b.ret("ptr", "%base")
 
 
+# Tape buffers kept between calls (Plan.keep_tapes): one per loop of a derivative called from Python, in
+# a global {lock, buffer, capacity}.  Without it every call mallocs its tapes and frees them, and glibc gives
+# large buffers back to the OS at once, so the next call page-faults through fresh zeroed memory (6 ms of
+# 17 on a 10^6-element logsumexp).  A buffer is taken and given back under a try-lock that never waits:
+# a call that finds the lock held (another thread) or the place empty mallocs, one that finds it held or
+# full frees.  Buffers of more than KEEP_MAX_BYTES are freed.
+KEEP_MAX_BYTES = 1 << 28
+
+_KEEP_TEXT = """define internal ptr @"llad.tape.take"(ptr %keep, ptr %cap) alwaysinline {
+entry:
+  %pair = cmpxchg ptr %keep, i64 0, i64 1 acquire monotonic, align 8
+  %ok = extractvalue { i64, i1 } %pair, 1
+  br i1 %ok, label %locked, label %none
+locked:
+  %pp = getelementptr i8, ptr %keep, i64 8
+  %cp = getelementptr i8, ptr %keep, i64 16
+  %p = load ptr, ptr %pp, align 8
+  %c = load i64, ptr %cp, align 8
+  store ptr null, ptr %pp, align 8
+  store i64 0, ptr %cp, align 8
+  store atomic i64 0, ptr %keep release, align 8
+  store i64 %c, ptr %cap, align 8
+  ret ptr %p
+none:
+  store i64 0, ptr %cap, align 8
+  ret ptr null
+}
+define internal void @"llad.tape.give"(ptr %keep, ptr %buf, i64 %bytes, i64 %cap) alwaysinline {
+entry:
+  %small = icmp ule i64 %bytes, KEEP_MAX
+  br i1 %small, label %try, label %release
+try:
+  %pair = cmpxchg ptr %keep, i64 0, i64 1 acquire monotonic, align 8
+  %ok = extractvalue { i64, i1 } %pair, 1
+  br i1 %ok, label %locked, label %release
+locked:
+  %pp = getelementptr i8, ptr %keep, i64 8
+  %old = load ptr, ptr %pp, align 8
+  %empty = icmp eq ptr %old, null
+  br i1 %empty, label %keepit, label %unlock
+keepit:
+  store ptr %buf, ptr %pp, align 8
+  %cp = getelementptr i8, ptr %keep, i64 16
+  store i64 %cap, ptr %cp, align 8
+  store atomic i64 0, ptr %keep release, align 8
+  ret void
+unlock:
+  store atomic i64 0, ptr %keep release, align 8
+  br label %release
+release:
+  call void @free(ptr %buf)
+  ret void
+}"""
+
+
+def _tape_keep(module: Module) -> None:
+    """llad.tape.take(keep, capslot) -> buffer (null when none is kept), llad.tape.give(keep, buffer, bytes,
+    capacity): see KEEP_MAX_BYTES."""
+    head, tail = _KEEP_TEXT.split('define internal void')
+    module.carried["llad.tape.take"] = head.rstrip()
+    module.carried["llad.tape.give"] = ("define internal void" + tail).replace("KEEP_MAX", str(KEEP_MAX_BYTES))
+    module.declare("free", "void", ["ptr"])
+
+
 def reserve(b: Builder, base_slot: str, cap_slot: str, n: str, recsize: int) -> None:
     """Room for n records of `recsize` bytes in the growable buffer whose pointer and capacity (in
     records) live in two slots: doubling, and at least 64 records, when it grows."""
@@ -186,16 +249,9 @@ _DEFINITIONS: dict[str, Callable[[Module], None]] = {
     "llad.shadows.push": _shadow_stack,
     "llad.shadows.release": _shadow_stack,
     "llad.tape.reserve": _tape_reserve,
+    "llad.tape.take": _tape_keep,
+    "llad.tape.give": _tape_keep,
 }
-
-
-def use_vector_math(fn) -> None:
-    """Calls of a libm function llad has a vectorisable version of (callees.VECTORISED) call that version
-    instead (llad.config.vector_math)."""
-    for block in fn.blocks:
-        for ins in block.instructions:
-            if ins.opcode == "call" and ins.callee in VECTORISED:
-                ins.callee = VECTORISED[ins.callee]
 
 
 def define_called(module: Module, fn) -> None:

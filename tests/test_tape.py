@@ -59,3 +59,41 @@ def test_tape_large_enough_and_gradient_right(name, n):
         report = llad.tape_report(llad.Reverse, f, llad.Duplicated(x.copy(), g), n)
         assert report["reserved_bytes"] >= report["used_bytes"]
         np.testing.assert_allclose(g, fd_gradient(f, x, n), rtol=1e-6, atol=1e-8)
+
+
+@numba.njit
+def _lse_tape(x):
+    m = x[0]
+    for i in range(x.shape[0]):
+        if x[i] > m:
+            m = x[i]
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += math.exp(x[i] - m)
+    return m + math.log(s)
+
+
+@pytest.mark.parametrize("guard", [False, True], ids=["plain", "guarded"])
+def test_kept_tape_buffers_serve_calls_of_any_length(guard):
+    """A derivative called from Python keeps its tape buffers between calls (runtime.KEEP_MAX_BYTES): a
+    longer call after a shorter one grows the kept buffer, a shorter one after a longer reuses it, split
+    calls take and give it back too, and every gradient stays the softmax."""
+    old = llad.config.guard_memory
+    llad.config.guard_memory = guard
+    try:
+        rng = np.random.default_rng(5)
+        for n in (7, 100_000, 3, 250_000, 1, 40):
+            x = rng.standard_normal(n) * 3
+            g = np.zeros(n)
+            llad.autodiff(llad.Reverse, _lse_tape, llad.Active, llad.Duplicated(x, g))
+            soft = np.exp(x - x.max())
+            np.testing.assert_allclose(g, soft / soft.sum(), rtol=1e-12, atol=1e-300)
+            gs = np.zeros(n)
+            fwd, rev = llad.autodiff_thunk(llad.ReverseSplitNoPrimal, _lse_tape, llad.Active,
+                                           llad.Duplicated(x, gs))
+            tape, _, _ = fwd(llad.Duplicated(x, gs))
+            fwd(llad.Duplicated(x, gs))                   # a second tape while the first is held: dropped
+            rev(llad.Duplicated(x, gs), 1.0, tape)
+            np.testing.assert_allclose(gs, g, rtol=1e-14, atol=1e-300)
+    finally:
+        llad.config.guard_memory = old

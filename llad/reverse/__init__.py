@@ -48,6 +48,7 @@ def generate(state) -> None:
     tape = Tape(cfg, state.module)
     tape.metadata = state.scopes.tape_metadata() if state.scopes is not None else ()
     tape.guard = plan.guard_memory
+    tape.keep = plan.keep_tapes
     lookup = PrimalLookup(facts, tape, builder("r"), state.location, state.scopes)
     deferral = Deferral(lookup, tape.metadata)
     active_params = [primal.params[i].llvm_names[0] for i, a in enumerate(plan.activities) if a is Act.ACTIVE]

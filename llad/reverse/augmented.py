@@ -139,7 +139,7 @@ class AugmentedSweep(ShadowSweep):
         """Where an execution of a loop without a known trip count starts: its counter on entry."""
         for lp in self.cfg.loops:
             name = f"g0.{lp.index}"
-            if self.tape.is_cached(name) and self.tape.entries[name].block == block.name:
+            if self.tape.is_cached(name) and self.tape.entry(name).block == block.name:
                 self.b.load("i64", ref(f"ctr.{lp.index}"), name=ref(name))
                 self.tape.store(self.b, name, block.name)
 

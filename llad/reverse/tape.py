@@ -9,6 +9,13 @@
   sweep asked for them; an address is `getelementptr %"llad.tape.L", ptr base, i64 iteration, i32
   field`, so nothing needs to know the record's layout before the type is printed at the end.
 
+* A value defined in loop L and read by the reverse of a block outside L (a running sum read by the `log`
+  after the loop) is kept at the level of the innermost loop containing both, once per iteration of that
+  loop, not once per iteration of L: every iteration of L overwrites the same record (or slot), so the last
+  one wins — the value the block saw — and LLVM keeps the running value in a register (a reduction loop
+  stays vectorisable).  Reads from inside L keep their per-iteration entry; a value read at both levels
+  has both.
+
 The reverse sweep is generated first: by the time the forward sweep stores values, every field is known.
 """
 from __future__ import annotations
@@ -39,33 +46,52 @@ def record_type(loop: Loop) -> str:
 class Tape:
     def __init__(self, cfg: CFG, module: Module):
         self.cfg, self.module = cfg, module
-        self.entries: dict[str, Entry] = {}
+        self.entries: dict[str, Entry] = {}          # by key: the name, or `name@level` (a loop's index or top)
+        self.levels: dict[str, list[Entry]] = {}     # by name: its entries at every level it is read
         self.fields: dict[int, list[Entry]] = {lp.index: [] for lp in cfg.loops}
         self.pred_id_blocks: set[str] = set()
         self.metadata: tuple = ()            # alias scope of loop tapes (llad's own mallocs)
         self.guard = False                   # llad.config.guard_memory: check each record address (guard.py)
+        self.keep = False                    # Plan.keep_tapes: buffers kept between calls (runtime.py)
         self._address_memo: dict = {}
 
     # --- registration -----------------------------------------------------------------------------------
     def is_cached(self, name: str) -> bool:
-        return name in self.entries
+        return name in self.levels
 
     def needs_pred_id(self, block: str) -> None:
         self.pred_id_blocks.add(block)
 
-    def _entry(self, name: str, ty: str, block: str) -> Entry:
-        e = self.entries.get(name)
+    def _level(self, def_block: str, at_block: str) -> Loop | None:
+        """The loop whose iterations each get one copy of a value defined in def_block and read by the
+        reverse of at_block: the innermost loop around def_block that also contains at_block (def_block's
+        own loop when at_block is not a primal block)."""
+        loop = self.cfg.loop_of.get(def_block)
+        if at_block not in self.cfg.loop_of:
+            return loop
+        while loop is not None and at_block not in loop.blocks:
+            loop = loop.parent
+        return loop
+
+    def _entry(self, name: str, ty: str, block: str, at_block: str | None = None) -> Entry:
+        loop = self.cfg.loop_of.get(block) if at_block is None else self._level(block, at_block)
+        key = name if loop is self.cfg.loop_of.get(block) else f"{name}@{loop.index if loop else 'top'}"
+        e = self.entries.get(key)
         if e is None:
             if size_of(ty) is None:
                 raise UnsupportedInstructionError(f"a value of type {ty} ({name})", "<reverse sweep>",
                                                   "llad cannot keep values of this type for the reverse sweep")
-            loop = self.cfg.loop_of.get(block)
             e = Entry(len(self.entries), name, ty, block, loop)
             if loop is not None:
                 e.field = len(self.fields[loop.index])
                 self.fields[loop.index].append(e)
-            self.entries[name] = e
+            self.entries[key] = e
+            self.levels.setdefault(name, []).append(e)
         return e
+
+    def entry(self, name: str) -> Entry:
+        """The entry of `name` at its own loop's level (the first registered when it has only others)."""
+        return self.entries.get(name) or self.levels[name][0]
 
     def has_records(self, loop: Loop) -> bool:
         return bool(self.fields[loop.index])
@@ -110,7 +136,7 @@ class Tape:
         return address
 
     def load(self, b: Builder, name: str, ty: str, def_block: str, at_block: str) -> str:
-        e = self._entry(name, ty, def_block)
+        e = self._entry(name, ty, def_block, at_block)
         # Not `!invariant.load`: the forward sweep of this very function wrote the record, and an invariant
         # load claims the same value wherever the memory is dereferenceable, from its (uninitialised)
         # allocation on: LLVM may then fold the load to undef (a kernel whose loop it unrolled became
@@ -119,8 +145,8 @@ class Tape:
         return b.load(ty, self._address(b, e, "rev", at_block), metadata=self.metadata if in_loop else ())
 
     def store(self, b: Builder, name: str, at_block: str) -> None:
-        e = self.entries[name]
-        b.store(e.type, ref(name), self._address(b, e, "fwd", at_block), self.metadata if e.loop is not None else ())
+        for e in self.levels[name]:
+            b.store(e.type, ref(name), self._address(b, e, "fwd", at_block), self.metadata if e.loop is not None else ())
 
     # --- the loops' counters and growth -------------------------------------------------------------------
     def begin_forward_iteration(self, b: Builder, loop: Loop, presized: bool) -> None:
@@ -151,8 +177,16 @@ class Tape:
 
     def free_all(self, b: Builder) -> None:
         for lp in self.cfg.loops:
-            if self.has_records(lp):
-                b.call("void", "free", [("ptr", b.load("ptr", ref(f"tape.{lp.index}")))])
+            if not self.has_records(lp):
+                continue
+            buf = b.load("ptr", ref(f"tape.{lp.index}"))
+            if self.keep:
+                cap = b.load("i64", ref(f"cap.{lp.index}"))
+                runtime.call(b, "void", "llad.tape.give", [
+                    ("ptr", f'@"llad.keep.{lp.index}"'), ("ptr", buf),
+                    ("i64", b.op("mul", "i64", cap, str(self.record_size(lp)))), ("i64", cap)])
+            else:
+                b.call("void", "free", [("ptr", buf)])
 
     def report(self, b: Builder) -> list[tuple[str, str]]:
         """(used, reserved) bytes of all tapes: records written x record size, capacity x record size."""
@@ -182,6 +216,12 @@ class Tape:
                 if init is not None:
                     b.store(ty, init, ref(f"{what}.{i}"))
             self.module.globals[f"llad.hint.{i}"] = f'@"llad.hint.{i}" = internal global i64 0'
+            if self.keep and self.has_records(lp):
+                self.module.globals[f"llad.keep.{i}"] = \
+                    f'@"llad.keep.{i}" = internal global {{ i64, ptr, i64 }} zeroinitializer, align 8'
+                b.store("ptr", runtime.call(b, "ptr", "llad.tape.take", [("ptr", f'@"llad.keep.{i}"'),
+                                                                          ("ptr", ref(f"cap.{i}"))]),
+                        ref(f"tape.{i}"))
         for lp in self.cfg.loops:
             if presize and self.has_records(lp):
                 hint = b.load("i64", f'@"llad.hint.{lp.index}"', ordering="monotonic", align=8)

@@ -7,6 +7,7 @@ import numba
 import numpy as np
 
 import llad
+from tests.test_tape import _lse_tape
 
 
 @numba.njit
@@ -78,4 +79,49 @@ def test_annotated_primal_of_read_only_loop_tapes_nothing(filecheck):
         CHECK-NOT: tape:
         CHECK: = load double, ptr {{.*}}; active
         CHECK-NOT: tape:
+    """)
+
+
+@numba.njit
+def logsumexp(x):
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += math.exp(x[i])
+    return math.log(s)
+
+
+def test_a_running_sum_read_after_its_loop_is_kept_once_not_per_iteration(filecheck):
+    # log(s) needs s after the loop only: the loop's record holds exp(x[i]) alone (one double), and the
+    # running sum goes to a slot the whole loop overwrites (a register after SROA); the reverse divides
+    # by the value in that slot
+    filecheck(rev(logsumexp, 5), """
+        CHECK-LABEL: define i32 @"llad.rev.{{[0-9a-f]+}}"(
+        CHECK: %slot.[[S:[0-9]+]] = alloca double
+        CHECK: %[[E:[^ ]+]] = {{(tail )?}}call double @llad.exp.f64(
+        CHECK-NEXT: %[[T:[^ ]+]] = load ptr, ptr %tape.0
+        CHECK: store double %[[E]], ptr
+        CHECK-NEXT: %[[SUM:[^ ]+]] = fadd reassoc double
+        CHECK-NEXT: store double %[[SUM]], ptr %slot.[[S]]
+        CHECK-NOT: store double %[[SUM]], ptr %{{[^s]}}
+        CHECK: {{^}}}
+    """)
+    assert "%llad.tape.0 = type { double }" in rev(logsumexp, 5)
+
+
+def test_derivatives_called_from_python_take_and_give_back_their_tapes(filecheck):
+    """Each loop's buffer is taken from its keep in the entry block and given back at the end, not freed;
+    derivatives compiled for calls inside @njit (which nesting differentiates again) keep plain malloc/free,
+    tested by tests/test_nested.py's forward over reverse."""
+    x = np.linspace(0.0, 1.0, 5)
+    text = llad.dump(llad.Reverse, _lse_tape, llad.Active, llad.Duplicated(x, np.zeros(5)))
+    filecheck(text, """
+        CHECK-LABEL: define i32 @"llad.rev.{{[0-9a-f]+}}"(
+        CHECK: %[[T0:[^ ]+]] = call ptr @llad.tape.take(ptr @"llad.keep.0", ptr %cap.0)
+        CHECK-NEXT: store ptr %[[T0]], ptr %tape.0
+        CHECK: %[[T1:[^ ]+]] = call ptr @llad.tape.take(ptr @"llad.keep.1", ptr %cap.1)
+        CHECK-LABEL: llad.done:
+        CHECK-NOT: call void @free(
+        CHECK: call void @llad.tape.give(ptr @"llad.keep.0",
+        CHECK: call void @llad.tape.give(ptr @"llad.keep.1",
+        CHECK: {{^}}}
     """)
