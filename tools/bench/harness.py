@@ -189,6 +189,21 @@ class LladRunner:
 
         return timed_cell(call, setup, self.budget, verify)
 
+    def primal(self) -> Cell:
+        """llad's own primal: `ReverseWithPrimal` with every argument and the return Const (the derivative's
+        copy of f, with vector math when it is on, and no reverse sweep)."""
+        if (cell := self._guard()) is not None:
+            return cell
+        ll, f = self.llad, self.kernel.func
+
+        def call():
+            return ll.autodiff(ll.ReverseWithPrimal, f, ll.Const, *[ll.Const(a) for a in self.args])
+
+        def verify(res) -> Verdict:
+            return self.ref.check_value(res[1], self.value)
+
+        return timed_cell(call, self.restore, self.budget, verify)
+
     def reverse(self) -> Cell:
         if (cell := self._guard()) is not None:
             return cell
@@ -275,8 +290,9 @@ def bench_kernel(kernel: Kernel, size: str, budget: float, peer_classes: list, l
                 peer.run_jvp, None, budget, lambda res: ref.check_tangent(res, t)))
 
     llad = LladRunner(llad_mod, llad_error, kernel, args, restore, ref, budget)
-    for key, method in (("llad_fwd", llad.forward), ("llad_fwd_batch8", llad.forward_batch),
-                        ("llad_rev", llad.reverse)):
+    llad.value = value
+    for key, method in (("llad_primal", llad.primal), ("llad_fwd", llad.forward),
+                        ("llad_fwd_batch8", llad.forward_batch), ("llad_rev", llad.reverse)):
         run_cell(key, method)
     restore()
 

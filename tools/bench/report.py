@@ -12,6 +12,7 @@ from pathlib import Path
 # (cell key, column title) for the time tables, in order.
 TIME_COLUMNS = [
     ("numba_primal", "Numba primal"),
+    ("llad_primal", "llad primal"),
     ("llad_fwd", "llad fwd (1 dir)"),
     ("llad_fwd_batch8", "llad fwd (8 dirs)"),
     ("llad_rev", "llad reverse"),
@@ -32,6 +33,7 @@ CHECK_COLUMNS = [
     ("jax_grad", "JAX grad"),
     ("jax_jvp", "JAX jvp"),
     ("torch_grad", "PyTorch"),
+    ("llad_primal", "llad primal (value)"),
     ("llad_fwd", "llad fwd"),
     ("llad_fwd_batch8", "llad fwd (8 dirs)"),
     ("llad_rev", "llad reverse"),
@@ -102,7 +104,17 @@ def metadata(size: str, budget: float, extra_versions: dict[str, str]) -> dict:
         "versions": versions,
         "repo_revision": git_revision(Path(__file__).resolve().parents[2]),
         "load_average_at_start": load_average(),
+        "vector_math": _vector_math(),
     }
+
+
+def _vector_math() -> str:
+    try:
+        import llad
+        from llad import vecmath
+    except ImportError as exc:
+        return f"llad not importable ({exc})"
+    return f"{'on' if llad.config.vector_math else 'off'}, {vecmath.describe()}"
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -192,7 +204,10 @@ def to_markdown(data: dict) -> str:
          f"(~{meta['budget_s_per_measurement']} s per measurement, at least 3 where a call takes less); "
          "first calls (compilation) are excluded and reported separately."),
         ("- llad fwd: one `Duplicated` tangent per differentiated argument; fwd (8 dirs): `BatchDuplicated` "
-         "with 8 tangents; reverse: `Reverse` + `Active` return, shadows zeroed outside the timed region."),
+         "with 8 tangents; reverse: `Reverse` + `Active` return, shadows zeroed outside the timed region; "
+         "llad primal: `ReverseWithPrimal` with every argument and the return `Const` (llad's copy of f, no "
+         "reverse sweep)."),
+        f"- llad.config.vector_math: {meta.get('vector_math', 'not recorded')} (docs/vector-math.md).",
         "- central FD (est.) = 2 × (number of differentiated inputs) × Numba primal time (computed, not run).",
     ]
     if meta.get("isolated_cells"):
@@ -212,9 +227,11 @@ def to_markdown(data: dict) -> str:
     lines += _table(header, rows)
 
     lines += ["", "## Ratios (fastest times)", ""]
-    header = ["kernel", "llad rev / primal", "JAX grad / primal", "PyTorch / primal", "FD / primal",
-              "best peer grad", "llad rev / best peer", "llad fwd / JAX jvp", "llad fwd8 / (8 × fwd)"]
+    header = ["kernel", "llad primal / Numba", "llad rev / primal", "llad fwd / primal", "llad fwd8 / primal",
+              "JAX grad / primal", "PyTorch / primal", "FD / primal", "best peer grad", "llad rev / best peer",
+              "llad fwd / JAX jvp", "llad fwd8 / (8 × fwd)"]
     rows = []
+    summary = {"beats": [], "rev": [], "fwd": [], "fwd8": []}
     for r in results:
         c = r["cells"]
         t = {k: _time_of(c.get(k), "min_s") for k, _ in TIME_COLUMNS}
@@ -227,9 +244,17 @@ def to_markdown(data: dict) -> str:
             text = fmt_ratio(value)
             return text + " (wrong!)" if value is not None and ({num, den} & wrong) else text
 
+        for key, num in (("rev", "llad_rev"), ("fwd", "llad_fwd"), ("fwd8", "llad_fwd_batch8")):
+            if t[num] is not None and t["numba_primal"] and num not in wrong:
+                summary[key].append(t[num] / t["numba_primal"])
+        if best and t["llad_rev"] is not None and "llad_rev" not in wrong:
+            summary["beats"].append(t["llad_rev"] < peers[best])
         rows.append([
             r["kernel"],
+            ratio("llad_primal", "numba_primal"),
             ratio("llad_rev", "numba_primal"),
+            ratio("llad_fwd", "numba_primal"),
+            ratio("llad_fwd_batch8", "numba_primal"),
             ratio("jax_grad", "numba_primal"),
             ratio("torch_grad", "numba_primal"),
             ratio("fd_estimate", "numba_primal"),
@@ -239,6 +264,15 @@ def to_markdown(data: dict) -> str:
             ratio("llad_fwd_batch8", "llad_fwd", 8.0),
         ])
     lines += _table(header, rows)
+    if summary["rev"]:
+        med = sorted(summary["rev"])[len(summary["rev"]) // 2] if len(summary["rev"]) % 2 else \
+            sum(sorted(summary["rev"])[len(summary["rev"]) // 2 - 1:len(summary["rev"]) // 2 + 1]) / 2
+        lines += ["", "Summary (fastest times): llad's reverse gradient is faster than the fastest peer's gradient on "
+                  f"{sum(summary['beats'])} of {len(summary['beats'])} kernels; reverse / primal median "
+                  f"{med:.2f}×, max {max(summary['rev']):.2f}×"
+                  + (f"; forward (1 dir) / primal max {max(summary['fwd']):.2f}×" if summary["fwd"] else "")
+                  + (f"; forward (8 dirs) / primal max {max(summary['fwd8']):.2f}×" if summary["fwd8"] else "")
+                  + "."]
 
     lines += ["", "## Median time per call", ""]
     header = ["kernel"] + [t for k, t in TIME_COLUMNS if k != "fd_estimate"]
