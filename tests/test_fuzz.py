@@ -203,3 +203,25 @@ def test_fuzz_long_profile():
                         "--guard-memory"], capture_output=True, text=True)
     print(r.stdout)
     assert r.returncode == 0, r.stdout[-5000:] + r.stderr[-5000:]
+
+
+def test_campaign_resumes_where_it_stopped(tmp_path):
+    """tools/fuzz.py --campaign: complete chunks are kept and not run again; a missing chunk runs on the next
+    start; the report counts what the chunk files hold."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, LLAD_FUZZ_CAMPAIGNS=str(tmp_path))
+    cmd = [sys.executable, os.path.join(root, "tools", "fuzz.py"), "--campaign", "t"]
+
+    def run(*extra):
+        out = subprocess.run(cmd + list(extra), env=env, capture_output=True, text=True, timeout=600, cwd=root)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    first = run("--n", "2", "--chunk", "1", "--seed", "11", "--max-statements", "2")
+    assert "chunk 11:" in first and "chunk 12:" in first
+    os.unlink(tmp_path / "t" / "chunk-12.jsonl")
+    second = run()                                     # the settings come from the campaign, not the command
+    assert "chunk 11:" not in second and "chunk 12:" in second
+    run("--report", str(tmp_path / "report.md"))
+    text = (tmp_path / "report.md").read_text()
+    assert "**2 of 2 kernels** checked" in text and "| fail | 0 |" in text and "| crash | 0 |" in text

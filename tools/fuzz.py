@@ -12,6 +12,12 @@ is 1 when any kernel failed.
 
     python tools/fuzz.py --reduce tests/fuzz/regressions/k_<key>.py   # shrink a failing kernel
 
+A long campaign runs in the background and resumes where it stopped (chunks of --chunk kernels, each with
+its own seed, kept as tests/fuzz/campaign/<name>/chunk-<seed>.jsonl once complete):
+
+    python tools/fuzz.py --campaign c10k --n 10000 --chunk 50 --seed 100000 --nested --guard-memory
+    python tools/fuzz.py --campaign c10k --report docs/fuzz-campaign.md    # counts per mode, refusals
+
 Linear algebra (np.dot, @, np.linalg.norm/solve/inv/det/slogdet/cholesky): by default a statement is one
 with probability fuzz.grammar.LINALG_WEIGHT; `--focus blas` puts one in every kernel and raises the
 weight (a run that exercises llad's BLAS/LAPACK rules), `--linalg-weight P` sets it, 0 turns them off.
@@ -85,6 +91,179 @@ def worker(args) -> None:
 
     log = args.log or os.environ.get("LLAD_FUZZ_LOG")
     run()
+
+
+def run_chunk(args, chunk_seed: int, n: int, log: str | None) -> tuple[list, dict | None]:
+    """Check n kernels drawn with chunk_seed in a worker process: (their records, the crash or None).  A
+    worker that dies is reported with the kernel it was checking; the chunk's other kernels are skipped."""
+    with tempfile.NamedTemporaryFile("r", suffix=".json", delete=False) as cur:
+        current = cur.name
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--n", str(n), "--seed", str(chunk_seed),
+           "--max-statements", str(args.max_statements), "--max-depth", str(args.max_depth),
+           "--current", current, "--linalg-weight", str(args.linalg_weight)] + \
+        ([] if args.save else ["--no-save"]) + ([] if args.library else ["--no-library"]) + \
+        (["--focus", args.focus] if args.focus else []) + (["--log", log] if log else []) + \
+        (["--nested"] if args.nested else [])
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    recs = []
+    for line in proc.stdout:
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        recs.append(rec)
+        if rec["status"] == "fail":
+            print(f"  FAIL {rec['key']}: {rec['message']}" + (f" -> {rec['saved']}" if rec.get("saved") else ""),
+                  flush=True)
+    rc = proc.wait()
+    crash = None
+    if rc != 0:
+        try:
+            with open(current) as fh:
+                last = json.load(fh)
+        except (OSError, json.JSONDecodeError):
+            last = {"source": "<unknown>", "spec": {}}
+        crash = {"rc": rc, "seed": chunk_seed, **last}
+        print(f"  CRASH: worker exited with {rc} while checking a kernel (chunk seed {chunk_seed})", flush=True)
+    os.unlink(current)
+    return recs, crash
+
+
+_CAMPAIGN_SETTINGS = ("n", "chunk", "seed", "max_statements", "max_depth", "library", "focus", "linalg_weight",
+                      "nested", "guard_memory")
+
+
+def campaign(args) -> int:
+    """Run the chunks of campaign args.campaign not yet complete, in seed order, until its n kernels are
+    checked; or, with --report, write its report.  Each complete chunk is one file of records with, first,
+    a header line (seed, llad revision, wall time); an interrupted chunk leaves nothing and runs again."""
+    folder = os.path.join(os.environ.get("LLAD_FUZZ_CAMPAIGNS", os.path.join(TESTS, "fuzz", "campaign")),
+                          args.campaign)
+    os.makedirs(folder, exist_ok=True)
+    settings_path = os.path.join(folder, "settings.json")
+    if os.path.exists(settings_path):
+        with open(settings_path) as fh:
+            settings = json.load(fh)
+        for k, v in settings.items():
+            setattr(args, k, v)
+    else:
+        if args.report:
+            print(f"no campaign {args.campaign}", file=sys.stderr)
+            return 2
+        if args.linalg_weight is None:
+            sys.path.insert(0, TESTS)
+            from fuzz.grammar import LINALG_WEIGHT
+            args.linalg_weight = 0.5 if args.focus == "blas" else LINALG_WEIGHT
+        if args.seed is None:
+            args.seed = int.from_bytes(os.urandom(3), "little") * 1000
+        settings = {k: getattr(args, k) for k in _CAMPAIGN_SETTINGS}
+        with open(settings_path, "w") as fh:
+            json.dump(settings, fh, indent=1)
+    if args.guard_memory:
+        os.environ["LLAD_GUARD_MEMORY"] = "1"
+    args.save = False                            # failures are kept in the chunk files with their reports
+    chunks = [(args.seed + i, min(args.chunk, args.n - i * args.chunk))
+              for i in range((args.n + args.chunk - 1) // args.chunk)]
+    if args.report:
+        return campaign_report(folder, settings, chunks, args.report)
+    revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True).stdout.strip()
+    t_start = time.time()
+    for chunk_seed, n in chunks:
+        path = os.path.join(folder, f"chunk-{chunk_seed}.jsonl")
+        if os.path.exists(path):
+            continue
+        t0 = time.time()
+        recs, crash = run_chunk(args, chunk_seed, n, None)
+        if crash is not None:
+            recs.append({"status": "crash", "key": "-", "seconds": 0.0, "features": [], "message":
+                         f"worker exited with {crash['rc']}", "report": f"spec: {crash['spec']}\n{crash['source']}"})
+        header = {"chunk_seed": chunk_seed, "kernels": n, "revision": revision, "seconds": round(time.time() - t0, 1)}
+        with open(path + ".part", "w") as fh:
+            fh.write(json.dumps(header) + "\n")
+            for rec in recs:
+                fh.write(json.dumps(rec) + "\n")
+        os.replace(path + ".part", path)
+        stats = collections.Counter(r["status"] for r in recs)
+        print(f"  chunk {chunk_seed}: {dict(stats)} in {header['seconds']:.0f} s "
+              f"({time.time() - t_start:.0f} s this run)", flush=True)
+    return 0
+
+
+def _campaign_records(folder: str, chunks) -> tuple[list, list]:
+    headers, recs = [], []
+    for chunk_seed, _ in chunks:
+        path = os.path.join(folder, f"chunk-{chunk_seed}.jsonl")
+        if not os.path.exists(path):
+            continue
+        with open(path) as fh:
+            lines = [json.loads(ln) for ln in fh if ln.strip()]
+        headers.append(lines[0])
+        recs += lines[1:]
+    return headers, recs
+
+
+def campaign_report(folder: str, settings: dict, chunks, out: str) -> int:
+    """The campaign's report as markdown: kernels by outcome, per mode, nested, refusals by reason."""
+    headers, recs = _campaign_records(folder, chunks)
+    stats = collections.Counter(r["status"] for r in recs)
+    modes = _mode_counts(recs)
+    nested = collections.Counter("refused" if r["nested"].startswith("refused") else r["nested"]
+                                 for r in recs if "nested" in r)
+    nested_refused = collections.Counter(_kind(r["nested"]) for r in recs if r.get("nested", "").startswith("refused"))
+    refused = collections.Counter(_kind(r.get("message", "")) for r in recs if r["status"] == "unsupported")
+    revisions = sorted({h["revision"] for h in headers})
+    lines = [
+        f"# Fuzz campaign `{os.path.basename(folder)}`",
+        "",
+        f"Produced by `python tools/fuzz.py --campaign {os.path.basename(folder)} --report <this file>` from the "
+        f"chunk files in `tests/fuzz/campaign/{os.path.basename(folder)}/` (resume the run with "
+        f"`python tools/fuzz.py --campaign {os.path.basename(folder)}`).",
+        "",
+        f"- settings: {json.dumps(settings)}",
+        f"- progress: **{len(recs)} of {settings['n']} kernels** checked, in {len(headers)} of {len(chunks)} chunks "
+        f"(chunk seeds {headers[0]['chunk_seed'] if headers else '-'}..{headers[-1]['chunk_seed'] if headers else '-'}), "
+        f"{sum(h['seconds'] for h in headers) / 3600:.1f} h of wall time",
+        f"- llad revisions the chunks ran at: {', '.join(revisions) or '-'}",
+        "",
+        "## Outcomes",
+        "",
+        "| outcome | kernels | meaning |",
+        "|---|---|---|",
+    ]
+    meaning = {"ok": "every mode agrees with every other and with central differences",
+               "skip-fd": "every mode agrees; differences not compared (a kink or non-smooth point near x)",
+               "raises": "f itself raises at the drawn inputs: llad raises the same",
+               "skip-nonfinite": "f's value is not finite at the drawn inputs",
+               "unsupported": "llad refuses with a DifferentiationError (by reason below)",
+               "known-bug": "a known, documented gap", "fail": "**a wrong derivative or a checker error**",
+               "crash": "**the worker process died**"}
+    for st in ("ok", "skip-fd", "raises", "skip-nonfinite", "unsupported", "known-bug", "fail", "crash"):
+        lines.append(f"| {st} | {stats.get(st, 0)} | {meaning[st]} |")
+    lines += ["", "## Per mode", "", "Each kernel runs check.py's checks in this order and stops at its first "
+              "failure; split mode and `@njit` run on every kernel of a campaign.", "",
+              "| mode | passed | failed | other |", "|---|---|---|---|"]
+    for m, c in modes.items():
+        other = ", ".join(f"{k} {v}" for k, v in sorted(c.items()) if k not in ("passed", "failed")) or "-"
+        lines.append(f"| {m} | {c.get('passed', 0)} | {c.get('failed', 0)} | {other} |")
+    if settings.get("nested"):
+        lines += ["", "## Nested (forward over reverse, against differences of the gradient)", "",
+                  "float64 kernels that passed every other check: "
+                  + (", ".join(f"{k} {v}" for k, v in sorted(nested.items())) or "-"), "",
+                  "| kernels | refused because |", "|---|---|"]
+        lines += [f"| {n} | {kind.replace('|', '/')} |" for kind, n in nested_refused.most_common()]
+    lines += ["", "## Refusals by reason", "", "| kernels | reason |", "|---|---|"]
+    for kind, n in refused.most_common():
+        lines.append(f"| {n} | {kind.replace('|', '/')} |")
+    bad = [r for r in recs if r["status"] in ("fail", "crash")]
+    if bad:
+        lines += ["", "## Failures and crashes", ""]
+        for r in bad:
+            lines += [f"### {r['key']}: {r.get('message', '')}", "", "```", r.get("report", "")[:3000], "```", ""]
+    with open(out, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    print(f"{len(recs)} kernels: {dict(stats)}")
+    return 0
 
 
 def _kind(message: str) -> str:
@@ -246,6 +425,9 @@ def main(argv=None) -> int:
     p.add_argument("--guard-memory", action="store_true",
                    help="compile every derivative with llad.config.guard_memory (bounds-checked tapes, canaries "
                         "around shadows): an out-of-bounds access is a failure of its kernel")
+    p.add_argument("--campaign", metavar="NAME", help="run (or resume) the campaign kept in "
+                   "tests/fuzz/campaign/NAME: its settings are fixed by its first run")
+    p.add_argument("--report", metavar="MD", help="with --campaign: write its report to MD and exit")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--current", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -256,6 +438,8 @@ def main(argv=None) -> int:
         return 0
     if args.reduce:
         return reduce(args.reduce)
+    if args.campaign:
+        return campaign(args)
     if args.summary:
         with open(args.summary) as fh:
             recs = [json.loads(ln) for ln in fh if ln.strip()]
@@ -281,43 +465,18 @@ def main(argv=None) -> int:
           f"linear algebra {args.linalg_weight}" + (" in every kernel" if args.focus == "blas" else ""), flush=True)
     while done < args.n:
         n = min(args.chunk, args.n - done)
-        with tempfile.NamedTemporaryFile("r", suffix=".json", delete=False) as cur:
-            current = cur.name
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--n", str(n), "--seed", str(seed + c),
-               "--max-statements", str(args.max_statements), "--max-depth", str(args.max_depth),
-               "--current", current, "--linalg-weight", str(args.linalg_weight)] + \
-            ([] if args.save else ["--no-save"]) + ([] if args.library else ["--no-library"]) + \
-            (["--focus", args.focus] if args.focus else []) + (["--log", args.log] if args.log else []) + \
-            (["--nested"] if args.nested else [])
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
-        got = 0
-        for line in proc.stdout:
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            got += 1
+        chunk_recs, crash = run_chunk(args, seed + c, n, args.log)
+        for rec in chunk_recs:
             recs.append(rec)
             stats[rec["status"]] += 1
             features.update(rec["features"])
             seconds.append(rec["seconds"])
             if rec["status"] == "fail":
                 failures.append(rec)
-                print(f"  FAIL {rec['key']}: {rec['message']}" + (f" -> {rec['saved']}" if rec.get("saved") else ""),
-                      flush=True)
-        rc = proc.wait()
-        if rc != 0:
-            try:
-                with open(current) as fh:
-                    last = json.load(fh)
-            except (OSError, json.JSONDecodeError):
-                last = {"source": "<unknown>", "spec": {}}
-            crashes.append({"rc": rc, "chunk": c, "seed": seed + c, **last})
-            print(f"  CRASH: worker exited with {rc} while checking a kernel (chunk seed {seed + c})", flush=True)
+        if crash is not None:
+            crashes.append({"chunk": c, **crash})
             stats["crash"] += 1
-            got += 1                                 # count the kernel that killed it; skip the chunk's rest
-        os.unlink(current)
-        done += max(got, 1) if rc == 0 else n
+        done += max(len(chunk_recs) + (crash is not None), 1) if crash is None else n
         c += 1
         print(f"  {done}/{args.n} kernels, {time.time() - t0:.0f} s: {dict(stats)}", flush=True)
 
