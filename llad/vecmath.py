@@ -49,7 +49,7 @@ def _isa_letters() -> dict[int, str]:
         return {}
     features = llvm.get_host_cpu_features()
     letters = {}
-    if features.get("sse2"):
+    if features.get("sse4.1"):             # glibc's `b` variants are built for SSE4
         letters[128] = "b"
     if features.get("avx2") and features.get("fma"):
         letters[256] = "d"
@@ -110,11 +110,23 @@ def _symbol(match: re.Match) -> str:
     return f"@_ZGV{letter}N{lanes}{'v' * _FUNCTIONS[fn]}_{name}"
 
 
+_DECLARE = re.compile(r"^declare [^@\n]*(@[\w.$\"]+)\(.*$", re.MULTILINE)
+
+
 def rewrite(text: str) -> str:
     """`text` (optimised IR) with every widened math intrinsic call pointed at its libmvec variant.  The
     declarations are renamed with the calls (same signature; the intrinsics' attributes, no memory
-    access and no side effect, hold for libmvec's functions, which never set errno)."""
-    return _VECTOR_CALL.sub(_symbol, text)
+    access and no side effect, hold for libmvec's functions, which never set errno); where the module
+    declares the variant already (a linked derivative was rewritten before), the intrinsic's own
+    declaration goes."""
+    declared = {m.group(1) for m in _DECLARE.finditer(text)}
+
+    def declaration(m: re.Match) -> str:
+        line, name = m.group(0), m.group(1)
+        target = _VECTOR_CALL.sub(_symbol, name)
+        return "" if target != name and target in declared else line
+
+    return _VECTOR_CALL.sub(_symbol, _DECLARE.sub(declaration, text))
 
 
 def has_vector_calls(text: str) -> bool:

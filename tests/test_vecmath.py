@@ -139,3 +139,24 @@ def test_float32_sum_of_sines_vectorises_in_float32():
     x = np.linspace(-3.0, 3.0, 1000, dtype=np.float32)
     text = _opt(llad.Reverse, sumsin, llad.Active, llad.Duplicated(x, np.zeros_like(x)))
     assert re.search(r"<\d+ x float> @_ZGV[bcde]N\d+v_cosf\(", text)
+
+
+@needs_libmvec
+def test_rewrite_keeps_one_declaration_when_a_linked_module_declared_the_variant():
+    import llvmlite.binding as llvm
+    letter = vecmath._isa_letters()[256]
+    text = f"""declare <4 x double> @llvm.cos.v4f64(<4 x double>)
+declare <4 x double> @_ZGV{letter}N4v_cos(<4 x double>)
+define <4 x double> @f(<4 x double> %x) {{
+  %a = call <4 x double> @llvm.cos.v4f64(<4 x double> %x)
+  %b = call <4 x double> @_ZGV{letter}N4v_cos(<4 x double> %a)
+  ret <4 x double> %b
+}}
+"""
+    out = vecmath.rewrite(text)
+    assert out.count(f"declare <4 x double> @_ZGV{letter}N4v_cos(") == 1 and "llvm.cos" not in out
+    llvm.parse_assembly(out).verify()
+    single = vecmath.rewrite(text.replace(f"declare <4 x double> @_ZGV{letter}N4v_cos(<4 x double>)\n", "")
+                             .replace(f"@_ZGV{letter}N4v_cos(<4 x double> %a)", "@llvm.cos.v4f64(<4 x double> %a)"))
+    assert single.count(f"declare <4 x double> @_ZGV{letter}N4v_cos(") == 1
+    llvm.parse_assembly(single).verify()
