@@ -28,6 +28,7 @@ import itertools
 import threading
 
 import numba
+import numpy as np
 from numba.core import types
 
 from . import custom_arrays
@@ -37,6 +38,7 @@ from .ir.model import Function, Instruction, Module, Operand, ref
 from .rules import RULES, Rule
 
 VALUE_PREFIX = "llad.custom.value."
+_CONVERTERS = {types.float64: numba.njit(lambda v: np.float64(v)), types.float32: numba.njit(lambda v: np.float32(v))}
 PARTIAL_PREFIX = "llad.custom.d"
 
 _rules: dict = {}              # dispatcher -> CustomRule
@@ -73,25 +75,28 @@ class CustomRule:
         self.fwd, self.bwd = _as_njit(fwd, "defvjp"), _as_njit(bwd, "defvjp")
         return fwd
 
-    def partial_helper(self, argtypes: tuple, i: int):
+    def partial_helper(self, argtypes: tuple, i: int, result_type):
         """(mangled name, library) of the @njit function computing d f / d argument i."""
-        key = (argtypes, i)
+        key = (argtypes, i, result_type)
         with _lock:
             if key not in self._helpers:
-                self._helpers[key] = self._compile_partial(argtypes, i)
+                self._helpers[key] = self._compile_partial(argtypes, i, result_type)
         return self._helpers[key]
 
-    def _compile_partial(self, argtypes: tuple, i: int):
+    def _compile_partial(self, argtypes: tuple, i: int, result_type):
+        """The partial as the call's result type (the derivative code multiplies it by tangents and
+        adjoints of that type; a rule for float32 arguments may compute it in float64, or the reverse)."""
         args = [f"a{j}" for j in range(len(argtypes))]
         if self.kind == "jvp":
             tangents = ["1.0" if j == i else "0.0" if isinstance(t, types.Float) else "None"
                         for j, t in enumerate(argtypes)]
-            body = f"    return rule({', '.join(args + tangents)})[1]\n"
+            body = f"    return as_result(rule({', '.join(args + tangents)})[1])\n"
             namespace = {"rule": self.jvp}
         else:
             body = (f"    residuals = fwd({', '.join(args)})[1]\n"
-                    f"    return bwd(residuals, 1.0{', None' * len(args)})[{i}]\n")
+                    f"    return as_result(bwd(residuals, 1.0{', None' * len(args)})[{i}])\n")
             namespace = {"fwd": self.fwd, "bwd": self.bwd}
+        namespace["as_result"] = _CONVERTERS[result_type]
         src = f"def partial({', '.join(args)}):\n{body}"
         exec(compile(src, f"<llad partial {i} of {self.name}>", "exec"), namespace)
         helper = numba.njit(namespace["partial"])
@@ -255,13 +260,14 @@ def _define_rule(callee: str, rule: CustomRule, sig, llvm_types: list[str]) -> N
     argtypes = tuple(sig.args)
     partials = [None]                      # operand 0: the value the call wrote (no derivative of its own)
     for i, t in enumerate(argtypes):
-        partials.append(_partial(callee, rule, argtypes, llvm_types, i) if isinstance(t, types.Float) else None)
+        partials.append(_partial(callee, rule, argtypes, llvm_types, i, sig.return_type)
+                        if isinstance(t, types.Float) else None)
     RULES[name] = Rule(tuple(partials))
 
 
-def _partial(callee: str, rule: CustomRule, argtypes: tuple, llvm_types: list[str], i: int):
+def _partial(callee: str, rule: CustomRule, argtypes: tuple, llvm_types: list[str], i: int, result_type):
     def emit(b: Builder, ty: str, primal) -> str:
-        helper, library = rule.partial_helper(argtypes, i)
+        helper, library = rule.partial_helper(argtypes, i, result_type)
         wrapper = f"{PARTIAL_PREFIX}{i}.{callee}"
         if wrapper not in b.module.carried and not any(f.name == wrapper for f in b.module.functions):
             _define_wrapper(b.module, wrapper, helper, ty, llvm_types)

@@ -51,6 +51,19 @@ class PrimalValues:
         return self._cache["r"]
 
 
+_FLOAT_WIDTH = {"half": 16, "float": 32, "double": 64}
+
+
+def convert_float(b: Builder, v: str, src: str, dst: str) -> str:
+    """`v` of float type `src` (or a vector of it) as `dst`: for a rule whose operand and result types
+    differ (a custom rule taking float32 and returning float64); the identity when they are the same."""
+    if src == dst:
+        return v
+    elem = lambda t: t.rsplit(" x ", 1)[-1].rstrip(">")   # noqa: E731 - "<8 x float>" -> "float"
+    widen = _FLOAT_WIDTH[elem(src)] < _FLOAT_WIDTH[elem(dst)]
+    return b.cast("fpext" if widen else "fptrunc", src, v, dst)
+
+
 class MathBuilder(Builder):
     """A Builder that also calls math functions by name (declaring, or defining, what it uses).
     `vector_math`: call llad's vectorisable versions where it has them (llad.config.vector_math)."""

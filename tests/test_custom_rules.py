@@ -266,3 +266,70 @@ def test_a_foreign_function_differentiates_through_a_rule_on_its_wrapper():
     llad.autodiff(llad.Reverse, f, llad.Active, llad.Duplicated(v, dv))
     np.testing.assert_allclose(dv, 4.0 / 3.0 * np.cbrt(v), rtol=1e-14)
     assert check_grads(f, v) > 0
+
+
+@llad.custom_vjp
+@numba.njit
+def _hyp(p, q):
+    return math.sqrt(p * p + q * q + 1.0)          # float32 arguments give a float64 result
+
+
+@numba.njit
+def _hyp_fwd(p, q):
+    r = _hyp(p, q)
+    return r, (p, q, r)
+
+
+@numba.njit
+def _hyp_bwd(res, dret, sp, sq):
+    p, q, r = res
+    return dret * p / r, dret * q / r
+
+
+_hyp.defvjp(_hyp_fwd, _hyp_bwd)
+
+
+@llad.custom_jvp
+@numba.njit
+def _hyp_j(p, q):
+    return math.sqrt(p * p + q * q + 1.0)
+
+
+@_hyp_j.defjvp
+@numba.njit
+def _hyp_j_jvp(p, q, dp, dq):
+    r = _hyp_j(p, q)
+    return r, (p * dp + q * dq) / r
+
+
+@numba.njit
+def _sum_hyp(x):
+    s = 0.0
+    for i in range(x.size):
+        s += _hyp(x[i], np.float32(0.5) * x[i])
+    return s
+
+
+@numba.njit
+def _sum_hyp_j(x):
+    s = 0.0
+    for i in range(x.size):
+        s += _hyp_j(x[i], np.float32(0.5) * x[i])
+    return s
+
+
+@pytest.mark.parametrize("f", [_sum_hyp, _sum_hyp_j], ids=["vjp", "jvp"])
+def test_rule_whose_float32_arguments_give_a_float64_result(f):
+    """Found by the fuzz grammar's custom-rule calls: the partials are float64, the arguments' tangents and
+    adjoints float32 (the derivative code converts between them; it used to emit invalid IR)."""
+    x = np.linspace(0.1, 1.0, 7).astype(np.float32)
+    x64 = x.astype(np.float64)
+    expected = (x64 + 0.25 * x64) / np.sqrt(1.25 * x64 * x64 + 1.0)     # d/dx sqrt(x^2 + x^2/4 + 1)
+    g = np.zeros(7, np.float32)
+    llad.autodiff(llad.Reverse, f, llad.Active, llad.Duplicated(x, g))
+    np.testing.assert_allclose(g, expected, rtol=2e-6)
+    v = np.linspace(1.0, -1.0, 7).astype(np.float32)
+    (t,) = llad.autodiff(llad.Forward, f, llad.Duplicated(x, v))
+    assert t == pytest.approx(float(expected @ v.astype(np.float64)), rel=2e-6)
+    (ts,) = llad.autodiff(llad.Forward, f, llad.BatchDuplicated(x, (v, np.ones(7, np.float32))))
+    assert ts[0] == pytest.approx(t, rel=1e-6) and ts[1] == pytest.approx(float(expected.sum()), rel=2e-6)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from .. import blas, custom_arrays, guard
 from ..ir.callees import CallKind, classify, rule_name
 from ..ir.model import Block, Instruction, is_float, ref
-from ..rules import FLOAT_CASTS, RULES, PrimalValues, Rule
+from ..rules import FLOAT_CASTS, RULES, PrimalValues, Rule, convert_float
 from .lanes import Lanes
 from .shadows import ShadowSweep
 
@@ -178,5 +178,6 @@ class TangentSweep(ShadowSweep):
                 continue
             d = partial(b, ty, primal)
             if d is not None:
-                total = b.fadd(lanes.ty(ty), total, lanes.scale(ty, d, lanes.of(op)))
+                tangent = convert_float(b, lanes.of(op), lanes.ty(op.type), lanes.ty(ty))
+                total = b.fadd(lanes.ty(ty), total, lanes.scale(ty, d, tangent))
         b.op("fadd", lanes.ty(ty), total, lanes.minus_zero(ty), name=lanes.name(ins.result))

@@ -13,7 +13,7 @@ from ..ir.builder import fconst, is_const_zero
 from ..ir.callees import CallKind, classify, rule_name
 from ..ir.model import Block, Function, Instruction, Operand, is_float, ref
 from ..ir.printer import print_instruction
-from ..rules import FLOAT_CASTS, NEG_ONE, ONE, RULES, PrimalValues, Rule, scaled
+from ..rules import FLOAT_CASTS, NEG_ONE, ONE, RULES, PrimalValues, Rule, convert_float, scaled
 from .lookup import PrimalLookup
 
 
@@ -95,7 +95,7 @@ class AdjointVisitor:
                 # the branch a select did not take gets a zero adjoint, and its partial may be NaN or inf
                 # there (pow of a negative, division by zero): 0 * NaN must stay 0
                 term = b.select(b.fcmp("oeq", ty, adj, fconst(ty, 0.0)), ty, fconst(ty, 0.0), term)
-            self.add(op, term)
+            self.add(op, convert_float(b, term, ty, op.type))
 
     # --- structural operations ------------------------------------------------------------------------
     def visit_select(self, ins: Instruction) -> None:
