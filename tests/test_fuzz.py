@@ -73,6 +73,29 @@ def test_fuzz_quick_linalg():
     assert sum(_seen_linalg.values()) >= QUICK_LINALG_N
 
 
+QUICK_CUSTOM_N = int(os.environ.get("LLAD_FUZZ_CUSTOM_N", "12"))
+_seen_custom = collections.Counter()
+
+
+@settings(max_examples=QUICK_CUSTOM_N, deadline=None, derandomize=True, database=None, phases=[Phase.generate],
+          suppress_health_check=list(HealthCheck))
+@given(kernels(**QUICK, custom=True))
+def _quick_custom(kernel):
+    outcome = check_kernel(kernel)
+    _seen_custom[outcome.status] += 1
+    _seen_custom.update(f for f in kernel.features if f.startswith("custom"))
+    assert outcome.status != FAIL, outcome.report()
+
+
+def test_fuzz_quick_custom():
+    """Kernels calling functions with user derivative rules (fuzz.helpers: a jvp rule and two vjp rules)."""
+    _seen_custom.clear()
+    _quick_custom()
+    print(f"quick custom-rule profile: {dict(_seen_custom)}")
+    assert _seen_custom["custom-jvp"] >= 1 and _seen_custom["custom-vjp"] >= 1
+    assert _seen_custom["ok"] >= QUICK_CUSTOM_N // 2
+
+
 QUICK_NESTED_N = int(os.environ.get("LLAD_FUZZ_NESTED_N", "6"))
 _seen_nested = collections.Counter()
 

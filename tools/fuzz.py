@@ -15,7 +15,7 @@ is 1 when any kernel failed.
 A long campaign runs in the background and resumes where it stopped (chunks of --chunk kernels, each with
 its own seed, kept as tests/fuzz/campaign/<name>/chunk-<seed>.jsonl once complete):
 
-    python tools/fuzz.py --campaign c10k --n 10000 --chunk 50 --seed 100000 --nested --guard-memory
+    python tools/fuzz.py --campaign c10k --n 10000 --chunk 50 --seed 100000 --nested --guard-memory --custom
     python tools/fuzz.py --campaign c10k --report docs/fuzz-campaign.md    # counts per mode, refusals
 
 Linear algebra (np.dot, @, np.linalg.norm/solve/inv/det/slogdet/cholesky): by default a statement is one
@@ -61,7 +61,7 @@ def worker(args) -> None:
               suppress_health_check=list(HealthCheck))
     @given(kernels(max_statements=args.max_statements, max_depth=args.max_depth, library=args.library,
                    linalg=args.linalg_weight, force_linalg=args.focus == "blas",
-                   recursion=args.focus == "recursion"))
+                   recursion=args.focus == "recursion", custom=args.custom))
     def run(kernel):
         with open(args.current, "w") as fh:          # for the parent, should this process die
             json.dump({"source": kernel.source, "spec": kernel.spec_dict()}, fh)
@@ -103,7 +103,7 @@ def run_chunk(args, chunk_seed: int, n: int, log: str | None) -> tuple[list, dic
            "--current", current, "--linalg-weight", str(args.linalg_weight)] + \
         ([] if args.save else ["--no-save"]) + ([] if args.library else ["--no-library"]) + \
         (["--focus", args.focus] if args.focus else []) + (["--log", log] if log else []) + \
-        (["--nested"] if args.nested else [])
+        (["--nested"] if args.nested else []) + (["--custom"] if args.custom else [])
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     recs = []
     for line in proc.stdout:
@@ -130,7 +130,7 @@ def run_chunk(args, chunk_seed: int, n: int, log: str | None) -> tuple[list, dic
 
 
 _CAMPAIGN_SETTINGS = ("n", "chunk", "seed", "max_statements", "max_depth", "library", "focus", "linalg_weight",
-                      "nested", "guard_memory")
+                      "nested", "guard_memory", "custom")
 
 
 def campaign(args) -> int:
@@ -144,8 +144,8 @@ def campaign(args) -> int:
     if os.path.exists(settings_path):
         with open(settings_path) as fh:
             settings = json.load(fh)
-        for k, v in settings.items():
-            setattr(args, k, v)
+        for k in _CAMPAIGN_SETTINGS:
+            setattr(args, k, settings.get(k, False))
     else:
         if args.report:
             print(f"no campaign {args.campaign}", file=sys.stderr)
@@ -422,6 +422,9 @@ def main(argv=None) -> int:
     p.add_argument("--nested", action="store_true",
                    help="also check forward over reverse (a Hessian-vector product) of every float64 kernel "
                         "against differences of its gradient")
+    p.add_argument("--custom", action="store_true",
+                   help="every kernel also calls one or two of fuzz.helpers' functions with user derivative "
+                        "rules (llad.custom_jvp / custom_vjp)")
     p.add_argument("--guard-memory", action="store_true",
                    help="compile every derivative with llad.config.guard_memory (bounds-checked tapes, canaries "
                         "around shadows): an out-of-bounds access is a failure of its kernel")

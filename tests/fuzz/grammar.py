@@ -105,6 +105,7 @@ class _Gen:
         self.max_depth = max_depth
         self.features: set[str] = set()
         self.uses_hr = self.uses_hw = False
+        self.uses_custom: set[str] = set()
 
     # --- small choices ---------------------------------------------------------------------------
     def choice(self, options):
@@ -206,6 +207,9 @@ class _Gen:
             if h.startswith("r"):                   # a recursive helper: its depth, a constant
                 self.features.add("recursion")
                 return f"{h}({e()}, {e()}, {self.integer(0, 3)})"
+            if h.startswith("c"):                   # a function with a user rule (fuzz.helpers)
+                self.features.add("custom-jvp" if h.startswith("cj") else "custom-vjp")
+                self.uses_custom.add(h)
             return f"{h}({e()}, {e()})"
         if kind == 19 and self.readable:
             self.features.add("array-helper")
@@ -544,12 +548,15 @@ def _recursive_helper_source(draw, name: str) -> str:
 
 @st.composite
 def kernels(draw, max_statements: int = 4, max_depth: int = 3, library: bool = False,
-            linalg: float = LINALG_WEIGHT, force_linalg: bool = False, recursion: bool = False) -> Kernel:
+            linalg: float = LINALG_WEIGHT, force_linalg: bool = False, recursion: bool = False,
+            custom: bool = False) -> Kernel:
     """A random kernel (see the module docstring); `library`: expressions may also call the NumPy
     functions of LIBRARY_CALLS on whole arrays (some of which llad gets wrong, see tests/test_bad_inputs.py);
     `linalg`: the probability that a statement is a BLAS/LAPACK one (0: the grammar without them, drawing
     exactly what it drew before they existed); `force_linalg`: every kernel has at least one; `recursion`:
-    one or two of the scalar helpers call themselves (False: the draws of the grammar without them)."""
+    one or two of the scalar helpers call themselves (False: the draws of the grammar without them);
+    `custom`: one or two of fuzz.helpers' functions with user derivative rules join the scalar helpers
+    (False: the draws without them)."""
     n = draw(st.integers(3, 5))
     w_dup = draw(st.booleans())
     A_dup = draw(st.booleans())
@@ -561,6 +568,9 @@ def kernels(draw, max_statements: int = 4, max_depth: int = 3, library: bool = F
         recursive = [f"r{k}" for k in range(draw(st.integers(1, 2)))]
         helper_src += [_recursive_helper_source(draw, r) for r in recursive]
         helpers += recursive
+    if custom:
+        from fuzz.helpers import CUSTOM
+        helpers += draw(st.lists(st.sampled_from(CUSTOM), min_size=1, max_size=2, unique=True))
     tmp = draw(st.integers(0, 3)) == 0
     g = _Gen(draw, n, w_dup, A_dup, 0, helpers, max_depth, tmp, library, linalg)
     body = []
@@ -576,10 +586,15 @@ def kernels(draw, max_statements: int = 4, max_depth: int = 3, library: bool = F
     if recursion and "recursion" not in g.features:       # at least one recursive call per kernel
         g.features.add("recursion")
         body.append(f"    s += {g.choice(recursive)}({g.expr(1)}, {g.expr(1)}, {g.integer(1, 3)})")
+    if custom and not g.uses_custom:                       # at least one call of a ruled function
+        h = g.choice([c for c in helpers if c.startswith("c")])
+        g.uses_custom.add(h)
+        g.features.add("custom-jvp" if h.startswith("cj") else "custom-vjp")
+        body.append(f"    s += {h}({g.expr(1)}, {g.expr(1)})")
     ret = " + ".join(["s"] + g.locals[:1])
     body.append(f"    return {ret}")
     parts = ["import math", "", "import numba", "import numpy as np", ""]
-    used = [h for h, u in (("hr", g.uses_hr), ("hw", g.uses_hw)) if u]
+    used = [h for h, u in (("hr", g.uses_hr), ("hw", g.uses_hw)) if u] + sorted(g.uses_custom)
     if used:
         parts.append(f"from fuzz.helpers import {', '.join(used)}")
     parts += ["", ""]
