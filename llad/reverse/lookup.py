@@ -1,7 +1,8 @@
 """Primal values in the reverse sweep: recompute them, or read them from the tape (Enzyme's
 `lookupM`).
 
-A value is recomputed when that is cheap and exact: integer and address arithmetic, comparisons,
+A value is recomputed when that is cheap and exact: integer and address arithmetic, comparisons (of
+values that are themselves free: otherwise the comparison's result is taped),
 int->float casts, induction variables (from the loop's iteration index), loads from memory that
 holds the same value in the reverse sweep (read-only arrays, final values), and a little float
 arithmetic on values that are themselves free.  Everything else is read from the tape.  Values are
@@ -64,7 +65,11 @@ class PrimalLookup:
         ins = self.fn.defs.get(name)
         if ins is None:                                     # a parameter
             return ref(name)
-        if recomputable(ins) or (ins.opcode in CHEAP_FLOAT_OPS and self.free(name, FREE_DEPTH)):
+        if ins.opcode == "fcmp" and not self._free_operands(ins, FREE_DEPTH):
+            # a comparison of values that would come from the tape (a running maximum against the next
+            # element): keep its 1-byte result instead of its 8-byte operand, as Enzyme does
+            v = self.tape.load(self.b, name, ins.type, ins.block.name, self.block.name)
+        elif recomputable(ins) or (ins.opcode in CHEAP_FLOAT_OPS and self.free(name, FREE_DEPTH)):
             v = self.recompute(ins)
         elif ins.result in self.facts.ivs:
             v = self.induction_variable(ins)

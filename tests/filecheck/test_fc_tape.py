@@ -125,3 +125,19 @@ def test_derivatives_called_from_python_take_and_give_back_their_tapes(filecheck
         CHECK: call void @llad.tape.give(ptr @"llad.keep.1",
         CHECK: {{^}}}
     """)
+
+
+def test_a_comparison_with_a_running_maximum_is_taped_as_one_byte(filecheck):
+    # `x[i] > m` needs the running maximum m of the iteration, which only the tape has: the tape keeps the
+    # comparison's result (i1) instead of m (double), and the reverse sweep reads it back
+    x = np.linspace(0.0, 1.0, 5)
+    text = llad.dump(llad.Reverse, _lse_tape, llad.Active, llad.Duplicated(x, np.zeros(5)))
+    filecheck(text, """
+        CHECK: %llad.tape.0 = type { i1 }
+        CHECK-LABEL: define i32 @"llad.rev.{{[0-9a-f]+}}"(
+        CHECK: %[[C:[^ ]+]] = fcmp ogt double
+        CHECK: store i1 %[[C]], ptr
+        CHECK-LABEL: rev.entry:
+        CHECK: = load i1, ptr
+        CHECK: {{^}}}
+    """)
