@@ -249,3 +249,31 @@ def test_hvp_of_benchmark_kernels_with_multi_exit_loops(name):
     for g, up, down in zip(got, gradient(h), gradient(-h)):
         fd = (up - down) / (2 * h)
         assert np.max(np.abs(g - fd)) <= 1e-5 * max(1.0, np.max(np.abs(fd)))
+
+
+@numba.njit
+def _mixed(x, c, flag):
+    y = x if flag > 0 else c          # y's shadow is dx or nothing: the reverse writes through a stand-in
+    s = 0.0
+    for i in range(y.size):
+        s += math.sin(y[i]) * x[i] * y[i]
+    return s
+
+
+@numba.njit
+def _mixed_grad(x, g, c, flag):
+    llad.autodiff(llad.Reverse, _mixed, llad.Active, llad.Duplicated(x, g), llad.Const(c), llad.Const(flag))
+
+
+@pytest.mark.parametrize("flag", [1, -1])
+def test_forward_over_a_reverse_that_writes_through_the_null_shadow_stand_in(flag):
+    """The inner reverse derivative stores adjoints into llad's sink when y's shadow is null (y is the Const
+    c); the outer forward mode treats the sink and the zeros as memory without a derivative (it used to
+    refuse with an ActivityError, and, treated as memory with one, crashed on the null tangent pointer)."""
+    x, c, v = np.linspace(0.1, 1.0, 5), np.linspace(-1.0, 1.0, 5), np.linspace(1.0, -1.0, 5)
+    hv = np.zeros(5)
+    llad.autodiff(llad.Forward, _mixed_grad, llad.Duplicated(x.copy(), v), llad.Duplicated(np.zeros(5), hv),
+                  llad.Const(c), llad.Const(flag))
+    # closed forms: flag > 0: s = sum x^2 sin x, H = diag(2 sin x + 4 x cos x - x^2 sin x); else s = sum x c sin c
+    expected = (2 * np.sin(x) + 4 * x * np.cos(x) - x * x * np.sin(x)) * v if flag > 0 else np.zeros(5)
+    np.testing.assert_allclose(hv, expected, rtol=1e-12, atol=1e-14)

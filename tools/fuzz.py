@@ -210,7 +210,7 @@ def campaign_report(folder: str, settings: dict, chunks, out: str) -> int:
     modes = _mode_counts(recs)
     nested = collections.Counter("refused" if r["nested"].startswith("refused") else r["nested"]
                                  for r in recs if "nested" in r)
-    nested_refused = collections.Counter(_kind(r["nested"]) for r in recs if r.get("nested", "").startswith("refused"))
+    nested_refused = collections.Counter(_reason(r["nested"]) for r in recs if r.get("nested", "").startswith("refused"))
     refused = collections.Counter(_kind(r.get("message", "")) for r in recs if r["status"] == "unsupported")
     revisions = sorted({h["revision"] for h in headers})
     lines = [
@@ -264,6 +264,17 @@ def campaign_report(folder: str, settings: dict, chunks, out: str) -> int:
         fh.write("\n".join(lines) + "\n")
     print(f"{len(recs)} kernels: {dict(stats)}")
     return 0
+
+
+def _reason(message: str) -> str:
+    """A refusal grouped by its error class and what it says after the location: `ActivityError: an active
+    value is stored into memory llad cannot give a shadow to ...` (operand names and kernel keys dropped)."""
+    import re
+    m = re.match(r"(?:refused: )?(\w+Error): cannot differentiate (.*?) at <[^>]*>:\d+(?: \(in \w+\))?: (.*)", message)
+    if m is None:
+        return _kind(message)
+    what = re.sub(r"%[\w.]+|[0-9]+", "#", m.group(2))
+    return f"{m.group(1)}: {what[:60]}: {m.group(3).split(' (')[0][:120]}"     # the record cut the rest
 
 
 def _kind(message: str) -> str:

@@ -52,10 +52,19 @@ def pointer_roots(fn: Function) -> dict[str, frozenset]:
     return roots
 
 
+# llad's own stand-ins for a shadow that is null (forward/shadows.py): a derivative differentiated again
+# (forward over reverse) stores active values into the sink and reads the zeros.  They are memory without
+# a derivative, like a Const array's: the outer derivative's stores through them go to its own sink and
+# its loads read zero tangents (nothing reads the sink back, the zeros are constants).
+SCRATCH_GLOBALS = ("@llad.sink.", "@llad.zero.", "@llad.nomi")
+
+
 def _roots_of(fn: Function, ins: Instruction, roots: dict[str, frozenset]) -> frozenset:
     def of(op):
         if op.is_local:
             return roots.get(op.name, frozenset())
+        if op.text.startswith(SCRATCH_GLOBALS):
+            return frozenset([("scratch", op.text)])
         return frozenset([("global", op.text)]) if op.text.startswith("@") else frozenset()
 
     if ins.opcode == "getelementptr":
@@ -92,6 +101,7 @@ def analyse_activity(fn: Function, active_params: set[str], active_pointer_param
         for b in fn.blocks:
             for ins in b.instructions:
                 _visit(fn, ins, act, active_roots, const_pointer_params, location, discarded)
+        active_roots -= {r for r in active_roots if r[0] == "scratch"}    # never given a shadow
         if (len(act.values), len(act.pointers), len(active_roots)) == before:
             break
     act.allocations = {r[1] for r in active_roots if r[0] == "alloc"}
@@ -290,7 +300,7 @@ def _require_returned_memory(ins, roots, const_ptrs, location) -> None:
     """A returned array's tangent is an array: its memory needs a shadow (a zeroed one when nothing
     active is written to it)."""
     for kind, name in roots:
-        if (kind == "param" and (name in const_ptrs or name in ("excinfo", "retptr"))) or kind in ("other", "global"):
+        if (kind == "param" and (name in const_ptrs or name in ("excinfo", "retptr"))) or kind in ("other", "global", "scratch"):
             what = "an array annotated Const" if kind == "param" else "memory llad cannot give a shadow to"
             raise ActivityError(
                 "the returned array", location(ins),
