@@ -218,6 +218,21 @@ def test_fuzz_regression(kernel):
     assert outcome.status not in (FAIL, KNOWN_BUG), outcome.report()
 
 
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REGRESSION_DIR, "k_nested_*.py"))),
+                         ids=lambda p: os.path.basename(p)[:-3])
+def test_fuzz_regression_nested(path):
+    """Regressions found in nested mode: checked with forward over reverse too."""
+    kernel, _ = load_regression(path)
+    saved = fuzz.check.NESTED_EVERY
+    fuzz.check.NESTED_EVERY = 1
+    try:
+        outcome = check_kernel(kernel)
+    finally:
+        fuzz.check.NESTED_EVERY = saved
+    assert outcome.status not in (FAIL, KNOWN_BUG), outcome.report()
+    assert outcome.numbers.get("nested", "").startswith(("ok", "skip-fd", "refused")), outcome.numbers
+
+
 @pytest.mark.slow
 def test_fuzz_long_profile():
     """The long profile (deselected by default: `pytest -m slow tests/test_fuzz.py`), with guarded memory."""

@@ -31,9 +31,10 @@ def _slot_address(fn: Function, name: str) -> tuple[str, int] | None:
         if ins.opcode != "getelementptr" or len(ins.operands) != 2 or ins.operands[1].is_local:
             return None
         size = size_of(ins.source_type)
-        if size is None:
+        index = ins.operands[1].text
+        if size is None or not index.lstrip("-").isdigit():     # `undef` / `poison` indices: not a constant
             return None
-        offset += size * int(ins.operands[1].text)
+        offset += size * int(index)
         if not ins.operands[0].is_local:
             return None
         name = ins.operands[0].name
@@ -63,7 +64,7 @@ def forward_spilled_pointers(fn: Function, dominates, idom: dict) -> int:
     for b in fn.blocks:
         for ins in b.instructions:
             if ins.opcode == "call" and classify(ins.callee) is CallKind.MEMSET and ins.operands[0].is_local \
-                    and not ins.operands[2].is_local:
+                    and ins.operands[2].text.isdigit():
                 addr = _slot_address(fn, ins.operands[0].name)
                 if addr is not None:
                     cleared.setdefault(addr[0], []).append((addr[1], addr[1] + int(ins.operands[2].text)))
