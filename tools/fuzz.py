@@ -166,14 +166,13 @@ def campaign(args) -> int:
               for i in range((args.n + args.chunk - 1) // args.chunk)]
     if args.report:
         return campaign_report(folder, settings, chunks, args.report)
-    revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True).stdout.strip()
     t_start = time.time()
     for chunk_seed, n in chunks:
         path = os.path.join(folder, f"chunk-{chunk_seed}.jsonl")
         if os.path.exists(path):
             continue
         t0 = time.time()
+        revision = _revision()                   # per chunk: a campaign spans commits
         recs, crash = run_chunk(args, chunk_seed, n, None)
         if crash is not None:
             recs.append({"status": "crash", "key": "-", "seconds": 0.0, "features": [], "message":
@@ -188,6 +187,15 @@ def campaign(args) -> int:
         print(f"  chunk {chunk_seed}: {dict(stats)} in {header['seconds']:.0f} s "
               f"({time.time() - t_start:.0f} s this run)", flush=True)
     return 0
+
+
+def _revision() -> str:
+    """llad's commit, with `+dirty` when its sources differ from it."""
+    git = ["git", "-C", ROOT]
+    rev = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(git + ["status", "--porcelain", "--", "llad", "tests/fuzz/check.py",
+                                  "tests/fuzz/grammar.py"], capture_output=True, text=True).stdout.strip()
+    return rev + ("+dirty" if dirty else "")
 
 
 def _campaign_records(folder: str, chunks) -> tuple[list, list]:
