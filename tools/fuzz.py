@@ -219,6 +219,12 @@ def campaign_report(folder: str, settings: dict, chunks, out: str) -> int:
     nested = collections.Counter("refused" if r["nested"].startswith("refused") else r["nested"]
                                  for r in recs if "nested" in r)
     nested_refused = collections.Counter(_reason(r["nested"]) for r in recs if r.get("nested", "").startswith("refused"))
+    if settings.get("nested"):                   # float64 kernels that reached the check
+        row = modes.setdefault("nested", collections.Counter())
+        row["passed"] = nested.get("ok", 0)
+        for k in ("refused", "skip-fd"):
+            if nested.get(k):
+                row[k] = nested[k]
     refused = collections.Counter(_kind(r.get("message", "")) for r in recs if r["status"] == "unsupported")
     revisions = sorted({h["revision"] for h in headers})
     lines = [
@@ -264,10 +270,19 @@ def campaign_report(folder: str, settings: dict, chunks, out: str) -> int:
     for kind, n in refused.most_common():
         lines.append(f"| {n} | {kind.replace('|', '/')} |")
     bad = [r for r in recs if r["status"] in ("fail", "crash")]
+    fixed = {}                                   # key -> how it was fixed (the campaign's fixed.json)
+    if os.path.exists(os.path.join(folder, "fixed.json")):
+        with open(os.path.join(folder, "fixed.json")) as fh:
+            fixed = json.load(fh)
     if bad:
-        lines += ["", "## Failures and crashes", ""]
+        lines += ["", "## Failures and crashes", "",
+                  f"{sum(r['key'] in fixed for r in bad)} of {len(bad)} fixed since (the chunk files keep what "
+                  "happened; `fixed.json` in the campaign's folder says where each was fixed).", ""]
         for r in bad:
-            lines += [f"### {r['key']}: {r.get('message', '')}", "", "```", r.get("report", "")[:3000], "```", ""]
+            lines += [f"### {r['key']}: {r.get('message', '')}", ""]
+            if r["key"] in fixed:
+                lines += [f"**Fixed**: {fixed[r['key']]}", ""]
+            lines += ["```", r.get("report", "")[:3000], "```", ""]
     with open(out, "w") as fh:
         fh.write("\n".join(lines) + "\n")
     print(f"{len(recs)} kernels: {dict(stats)}")
@@ -307,7 +322,8 @@ def _save(outcome, save_regression) -> str:
 _MODES = (("ReverseWithPrimal", "reverse"), ("ForwardWithPrimal", "forward"), ("reverse primal", "reverse"),
           ("reverse:", "reverse"), ("forward primal", "forward"), ("forward:", "forward"),
           ("dot-product", "dot-test"), ("BatchDuplicated", "batch"), ("finite differences", "finite-differences"),
-          ("split mode", "split"), ("inside @njit", "njit"), ("non-finite derivative", "dot-test"))
+          ("split mode", "split"), ("inside @njit", "njit"), ("non-finite derivative", "dot-test"),
+          ("nested:", "nested"))
 _MODE_ORDER = ("reverse", "forward", "dot-test", "batch", "finite-differences", "split", "njit")
 
 
