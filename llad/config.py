@@ -3,7 +3,7 @@
 | setting | environment | meaning |
 |---|---|---|
 | `verbose` | `LLAD_VERBOSE` | log each derivative's compilation, stage by stage with its time, to the `llad` logger |
-| `vector_math` | `LLAD_VECTOR_MATH` | vectorised `exp`/`log`/`sin`/... in derivative code (libmvec; llad's own `exp` without it) and reassociable sums in its copy of f (default on); off: libm and f's arithmetic exactly (vecmath.py) |
+| `vector_math` | `LLAD_VECTOR_MATH` | vectorised `exp`/`log`/`sin`/... in derivative code (llad's own functions, libmvec for the rest) and reassociable sums in its copy of f (default on); off: libm and f's arithmetic exactly (vecmath.py) |
 | `cache_dir` | `LLAD_CACHE_DIR` | where derivatives are kept for later processes (docs/cache.md); `None` disables it |
 | `guard_memory` | `LLAD_GUARD_MEMORY` | debugging: bounds-checked tapes and canaries around shadows (default off) |
 

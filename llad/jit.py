@@ -60,8 +60,15 @@ def _rewrite_after_optimising(lib) -> None:
         optimise()
         text = str(lib._final_module)
         if vecmath.has_vector_calls(text):
-            mod = llvm.parse_assembly(vecmath.rewrite(text))
+            text = vecmath.rewrite(text)
+            mod = llvm.parse_assembly(text)
             mod.verify()
+            if "alwaysinline" in text:       # llad's own vector functions: into the loops that call them
+                pb = llvm.create_pass_builder(lib._codegen._tm, llvm.create_pipeline_tuning_options(3))
+                mpm = llvm.create_new_module_pass_manager()
+                mpm.add_always_inliner_pass()
+                mpm.add_global_dead_code_eliminate_pass()
+                mpm.run(mod, pb)
             lib._final_module = mod
 
     lib._optimize_final_module = optimise_then_rewrite

@@ -1,12 +1,15 @@
-"""Vectorised transcendental functions in derivative code through glibc's libmvec.
+"""Vectorised transcendental functions in derivative code: llad's own (ownmath.py) or glibc's libmvec.
 
 The loop vectoriser widens calls of LLVM's math intrinsics (`llvm.cos.f64` -> `llvm.cos.v4f64`), but
 without a vector library the backend splits the vector call back into scalar libm calls: no speed-up.
-llad keeps the widened calls and, after optimisation, points them at glibc's vector variants
-(`_ZGVdN4v_cos`, the x86-64 vector function ABI: ISA letter, `N` + lanes, one `v` per vector argument),
-chosen from the CPU features LLVM reports (never from the CPU name: a CPU can be reported that has the
-name of an AVX-512 part without the features).  Scalar calls (loops that stay scalar, remainders) stay
-libm's: only the vectorised lanes change, within libmvec's error bound (docs/vector-math.md measures it).
+llad keeps the widened calls and, after optimisation, points each at a vector function: llad's own where
+it has one (float64 sin, cos, tan, log, atan, atan2, asin, acos within about an ulp, defined in the module
+and inlined into the loop; float32 functions whose libmvec variant is more than 2 ulp off, through
+float64), else glibc's vector variant (`_ZGVdN4v_tanh`, the x86-64 vector function ABI: ISA letter, `N` +
+lanes, one `v` per vector argument), chosen from the CPU features LLVM reports (never from the CPU name:
+a CPU can be reported that has the name of an AVX-512 part without the features).  Scalar calls (loops
+that stay scalar, remainders) stay libm's: only the vectorised lanes change, within the error bounds
+docs/vector-math-accuracy.md measures.
 
 Before optimisation, libm calls of functions that have an LLVM intrinsic but that Numba calls by name
 (`tanh`, `atan2`, `log2`, ...) are written as the intrinsic, so the vectoriser can widen them too; a scalar
@@ -23,6 +26,8 @@ import re
 from functools import cache
 
 import llvmlite.binding as llvm
+
+from . import ownmath
 
 # LLVM intrinsic name -> libmvec function (the double one; float appends "f"), and its vector arity
 _FUNCTIONS = {"sin": 1, "cos": 1, "tan": 1, "exp": 1, "exp2": 1, "exp10": 1, "log": 1, "log2": 1, "log10": 1,
@@ -101,32 +106,64 @@ def prepare(fn) -> None:
                 ins.flags = (*ins.flags, "reassoc")
 
 
-def _symbol(match: re.Match) -> str:
-    fn, lanes, bits = match.group(1), int(match.group(2)), int(match.group(3))
+def _target(fn: str, lanes: int, bits: int) -> str | None:
+    """The function a widened call of `fn` goes to: llad's own (ownmath.py: float64 sin, cos, tan, log, atan,
+    atan2, asin, acos, and the float32 functions whose libmvec variant is more than 2 ulp off, computed in
+    float64), else libmvec's variant; None: leave it to the backend."""
+    if ownmath.available() and (fn in ownmath.OWN if bits == 64 else fn in ownmath.F32_THROUGH_F64):
+        return ownmath.name(fn, lanes, bits)
     letter = _isa_letters().get(lanes * bits)
-    if letter is None:                  # a width this CPU has no variant for: leave it to the backend
-        return match.group(0)
+    if letter is None:                  # a width this CPU has no variant for
+        return None
     name = fn if bits == 64 else fn + "f"
-    return f"@_ZGV{letter}N{lanes}{'v' * _FUNCTIONS[fn]}_{name}"
+    return f"_ZGV{letter}N{lanes}{'v' * _FUNCTIONS[fn]}_{name}"
 
 
 _DECLARE = re.compile(r"^declare [^@\n]*(@[\w.$\"]+)\(.*$", re.MULTILINE)
+_DEFINE = re.compile(r"^define [^@\n]*@([\w.$]+)\(", re.MULTILINE)
 
 
 def rewrite(text: str) -> str:
-    """`text` (optimised IR) with every widened math intrinsic call pointed at its libmvec variant.  The
-    declarations are renamed with the calls (same signature; the intrinsics' attributes, no memory
-    access and no side effect, hold for libmvec's functions, which never set errno); where the module
-    declares the variant already (a linked derivative was rewritten before), the intrinsic's own
-    declaration goes."""
-    declared = {m.group(1) for m in _DECLARE.finditer(text)}
+    """`text` (optimised IR) with every widened math intrinsic call pointed at llad's own vector function
+    (defined at the end of the text, with what it calls) or at libmvec's variant.  The declarations are
+    renamed with the calls (same signature; the intrinsics' attributes, no memory access and no side
+    effect, hold for both, which never set errno); a declaration of what the module defines or declares
+    already (a linked derivative was rewritten before) goes."""
+    defined = set(_DEFINE.findall(text))
+    wanted: dict[str, tuple[str, int, int]] = {}
+
+    def symbol(m: re.Match) -> str:
+        fn, lanes, bits = m.group(1), int(m.group(2)), int(m.group(3))
+        target = _target(fn, lanes, bits)
+        if target is None:
+            return m.group(0)
+        if target.startswith("llad."):
+            wanted.setdefault(target, (fn, lanes, bits))
+        return "@" + target
+
+    text = _VECTOR_CALL.sub(symbol, text)
+    chunk = max([bits // 64 for bits in _isa_letters()] + [2])   # float64 lanes libmvec has a variant for
+    extra: set[str] = set()
+    done: set[str] = set()
+    while set(wanted) - done - defined:
+        for target in sorted(set(wanted) - done - defined):
+            fn, lanes, bits = wanted[target]
+            body, decls = ownmath.definition(fn, lanes, bits, _FUNCTIONS[fn], chunk)
+            text += "\n" + _VECTOR_CALL.sub(symbol, body) + "\n"
+            extra |= {_VECTOR_CALL.sub(symbol, d) for d in decls}
+            done.add(target)
+    text += "".join(d + "\n" for d in sorted(extra))
+    defined = set(_DEFINE.findall(text))
+    seen: set[str] = set()
 
     def declaration(m: re.Match) -> str:
-        line, name = m.group(0), m.group(1)
-        target = _VECTOR_CALL.sub(_symbol, name)
-        return "" if target != name and target in declared else line
+        name = m.group(1).strip('@"')
+        if name in defined or name in seen:
+            return ""
+        seen.add(name)
+        return m.group(0)
 
-    return _VECTOR_CALL.sub(_symbol, _DECLARE.sub(declaration, text))
+    return _DECLARE.sub(declaration, text)
 
 
 def has_vector_calls(text: str) -> bool:
@@ -139,4 +176,8 @@ def describe() -> str:
     if not letters:
         return "libmvec not available (llad's own exp only)"
     isa = {"b": "SSE4", "c": "AVX", "d": "AVX2", "e": "AVX-512"}
-    return "libmvec " + ", ".join(f"{bits}-bit {isa[l]}" for bits, l in sorted(letters.items()))
+    text = "libmvec " + ", ".join(f"{bits}-bit {isa[l]}" for bits, l in sorted(letters.items()))
+    if ownmath.available():
+        text += ("; llad's own " + "/".join(ownmath.OWN) + " (float64), float32 " + "/".join(ownmath.F32_THROUGH_F64)
+                 + " through float64")
+    return text

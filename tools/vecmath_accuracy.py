@@ -1,8 +1,8 @@
 """Accuracy of the vectorised math functions in llad's derivative code (llad.config.vector_math).
 
 Every function is measured as users get it: an `@njit` loop `y[i] = f(x[i])` differentiated in Forward
-mode with vector math on, so the values come from the derivative's own copy of the loop (libmvec in the
-vectorised body, libm in the scalar remainder).  Beside it, the same loop with vector math off (libm's
+mode with vector math on, so the values come from the derivative's own copy of the loop (llad's own
+functions or libmvec in the vectorised body, libm in the scalar remainder).  Beside it, the same loop with vector math off (libm's
 scalar functions, what Numba's primal calls).
 
 Error in ulps (fractional, glibc's convention: |y - r| / 2^(e - p + 1), e the exponent of r, p the
@@ -116,7 +116,7 @@ def _kernel(case: Case):
 
 def evaluate(kernel, xs, vector_math: bool):
     """The values y of the kernel's Forward derivative (its copy of the loop), with vector math on or off,
-    and whether its optimised code calls libmvec."""
+    and how its optimised code computes the function: libmvec calls, inline SIMD code, or scalar."""
     old = llad.config.vector_math
     llad.config.vector_math = vector_math
     try:
@@ -125,8 +125,10 @@ def evaluate(kernel, xs, vector_math: bool):
         with np.errstate(all="ignore"):
             llad.autodiff(llad.Forward, kernel, *anns)
         opt = llad.dump(llad.Forward, kernel, *anns, depth="deriv-opt")
-        if re.search(r"@_ZGV\w+", opt):
-            return y, "libmvec"
+        called = re.findall(r"@_ZGV\w+?_(\w+)\(", opt)
+        if called:                      # a float32 function computed through libmvec's float64 one: say so
+            in_double = xs[0].dtype == np.float32 and not any(c.endswith("f") for c in called)
+            return y, "libmvec (float64)" if in_double else "libmvec"
         return y, "inline" if re.search(r"<\d+ x (double|float)>", opt) else "no"
     finally:
         llad.config.vector_math = old
@@ -229,7 +231,8 @@ def markdown(rows, n, seed) -> str:
         "",
         "Max error in ulps over the sampled points (fractional ulps, the worst 16 points re-checked against "
         "mpmath at 200 bits), with an argument where it is reached; `vectorised`: how the optimised derivative "
-        "computes it (`libmvec` calls, `inline` SIMD code: llad's own function, or `no`); `special values`: results at ±0, ±inf, NaN, subnormals, overflow/underflow "
+        "computes it (`libmvec` calls; `libmvec (float64)`: a float32 function computed by libmvec's float64 one and "
+        "rounded once; `inline` SIMD code: llad's own function, llad/ownmath.py and llad/runtime.py; or `no`); `special values`: results at ±0, ±inf, NaN, subnormals, overflow/underflow "
         "boundaries: the same class as libm's result (NaN, ±inf, ±0, subnormal, sign) at every one (`same`, with "
         "the largest ulp distance from libm's value among them) or the arguments where the class differs.",
         "",
