@@ -174,7 +174,8 @@ def prepare(mode: Mode, f, args: tuple, interleave: bool = True):
     plan = Plan(mode.reverse, mode.with_primal, ret_tag, tuple(t for t, _, _ in classified), argtypes,
                 shadowtypes, width, assume_noalias=few_arrays and not mode.split,
                 interleave=inter if any(inter) else (), split=mode.split, vector_math=config.vector_math,
-                guard_memory=config.guard_memory, keep_tapes=mode.reverse)
+                guard_memory=config.guard_memory, keep_tapes=mode.reverse,
+                skip_zero_adjoints=mode.reverse and not mode.split)
     return plan, dispatcher, classified, shadows
 
 

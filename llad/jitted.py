@@ -187,7 +187,7 @@ def _plan(mode: Mode, dispatcher, ret_cls, classified) -> Plan:
         raise TypingError("llad.autodiff: every BatchDuplicated argument must have the same number of shadows")
     return Plan(mode.reverse, mode.with_primal, ret_tag, tuple(a for a, _, _, _ in classified), argtypes,
                 tuple(s for _, _, s, _ in classified), widths.pop() if widths else 1, assume_noalias=False,
-                vector_math=config.vector_math)
+                vector_math=config.vector_math, skip_zero_adjoints=mode.reverse)
 
 
 def _caller(d, plan: Plan):

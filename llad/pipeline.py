@@ -21,6 +21,7 @@ from . import blas, custom, custom_arrays, forward, frontend, guard, jit, recurs
 from .analysis.activity import Activity, analyse_activity
 from .analysis.alias import AliasScopes
 from .analysis.cfg import CFG, analyse_cfg
+from .analysis.zeroskip import mark_zero_tests
 from .analysis.layout import interleaved_shadows, written_params
 from .config import config, logger
 from .errors import DifferentiationError
@@ -115,6 +116,7 @@ def stage_parse(state: CompileState) -> None:
     custom.route_results(state.fn, state.location, primal.text)
     recursion.route(state.fn, state.location, primal.text, primal.dispatcher)
     blas.route(state.fn, state.location)
+    mark_zero_tests(state.fn, plan.reverse)
     if plan.vector_math:
         vecmath.prepare(state.fn)
     ret = primal.return_type

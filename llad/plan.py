@@ -34,6 +34,7 @@ class Plan:
     vector_math: bool = False     # llad's vectorisable exp instead of libm's (llad.config.vector_math)
     guard_memory: bool = False    # bounds-checked tapes, canaries after llad's shadows (llad.config.guard_memory)
     keep_tapes: bool = False      # reverse, called from Python: tape buffers kept between calls (runtime.py)
+    skip_zero_adjoints: bool = False  # reverse: skip a loop's reverse when its adjoints are zero (zeroskip.py)
 
     @property
     def mode_tag(self) -> str:

@@ -125,10 +125,12 @@ def evaluate(kernel, xs, vector_math: bool):
         with np.errstate(all="ignore"):
             llad.autodiff(llad.Forward, kernel, *anns)
         opt = llad.dump(llad.Forward, kernel, *anns, depth="deriv-opt")
-        called = re.findall(r"@_ZGV\w+?_(\w+)\(", opt)
-        if called:                      # a float32 function computed through libmvec's float64 one: say so
-            in_double = xs[0].dtype == np.float32 and not any(c.endswith("f") for c in called)
-            return y, "libmvec (float64)" if in_double else "libmvec"
+        called = set(re.findall(r"@_ZGV\w+?_(\w+)\(", opt))
+        name = kernel.py_func.__name__.removeprefix("k_")
+        if xs[0].dtype == np.float32 and name in called:    # through libmvec's float64 function: say so
+            return y, "libmvec (float64)"
+        if called:
+            return y, "libmvec"
         return y, "inline" if re.search(r"<\d+ x (double|float)>", opt) else "no"
     finally:
         llad.config.vector_math = old

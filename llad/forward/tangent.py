@@ -43,12 +43,29 @@ class TangentSweep(ShadowSweep):
                     custom_arrays.call_active(ins, self.act):
                 custom_arrays.forward(self, ins)          # the jvp rule in place of the call
                 continue
+            if ins.opcode == "fcmp" and ins.result in self.fn.zero_tests:
+                self.zero_test(ins)
+                continue
             before = blas.before(self, ins) if ins.opcode == "call" and ins.callee.startswith("llad.blas.") else None
             self.copy(ins)
             if before is not None:
                 blas.forward(self, ins, before)
             elif self.is_active(ins) or ins.opcode in ("store", "call"):
                 self.dispatch(ins)
+
+    def zero_test(self, ins: Instruction) -> None:
+        """A derivative's test that an adjoint is zero before it skips a loop's reverse (analysis.zeroskip):
+        zero only if its tangents are zero too (`une`, the negated test: nonzero if any of them is)."""
+        value = next(o for o in ins.operands if o.is_local)
+        if value.name not in self.act.values:
+            self.copy(ins)
+            return
+        own = self.b.fcmp(ins.predicate, value.type, value.text, "0.0")
+        tangent = self.lanes.of(value)
+        join = "and" if ins.predicate == "oeq" else "or"
+        for j in range(self.k):
+            lane = self.b.fcmp(ins.predicate, value.type, self.lanes.lane(value.type, tangent, j), "0.0")
+            own = self.b.op(join, "i1", own, lane, name=ref(ins.result) if j == self.k - 1 else None)
 
     # --- structural operations ------------------------------------------------------------------
     def visit_phi(self, ins: Instruction) -> None:

@@ -143,6 +143,8 @@ class Function:
     linkage: str = ""             # `internal`, ...
     # stack slots a kept call (a custom rule's function) returns its float result through (custom.py)
     opaque_result_slots: set[str] = field(default_factory=set)
+    # comparisons with zero of the adjoints a derivative's reverse skips on (analysis.zeroskip): name -> predicate
+    zero_tests: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         self.reindex()

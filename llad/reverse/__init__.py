@@ -44,7 +44,8 @@ def generate(state) -> None:
         b.fast, b.vector_math = DERIVATIVE_FMF, plan.vector_math
         return b
 
-    facts = reverse_facts(fn, act, cfg, {p.data_param for p in primal.params if p.is_array}, plan.assume_noalias)
+    facts = reverse_facts(fn, act, cfg, {p.data_param for p in primal.params if p.is_array}, plan.assume_noalias,
+                          plan.skip_zero_adjoints)
     tape = Tape(cfg, state.module)
     tape.metadata = state.scopes.tape_metadata() if state.scopes is not None else ()
     tape.guard = plan.guard_memory

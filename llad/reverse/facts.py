@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from ..analysis.activity import Activity
 from ..analysis.cfg import CFG, Loop
 from ..analysis.deferral import deferrable_loads, gather_groups
+from ..analysis.zeroskip import skippable_loops
 from ..analysis.recompute import (
     TripCount,
     final_value_loads,
@@ -37,12 +38,14 @@ class ReverseFacts:
     defer_pad: dict[int, int] = field(default_factory=dict)     # loop -> extra scratch elements per slot
     select_cone: set[str] = field(default_factory=set)          # values computed only to be chosen by a select
     users: dict = field(default_factory=dict)
+    skippable: dict[int, list[str]] = field(default_factory=dict)  # loop -> live-out values (analysis.zeroskip)
 
     def loop(self, index: int) -> Loop:
         return next(lp for lp in self.cfg.loops if lp.index == index)
 
 
-def reverse_facts(fn: Function, act: Activity, cfg: CFG, data_params: set[str], assume_noalias: bool) -> ReverseFacts:
+def reverse_facts(fn: Function, act: Activity, cfg: CFG, data_params: set[str], assume_noalias: bool,
+                  skip_zero_adjoints: bool = False) -> ReverseFacts:
     ivs = induction_variables(fn, cfg)
     data_params = data_params if assume_noalias else set()
     counted = {lp.index: tc for lp in cfg.loops if (tc := trip_count(fn, cfg, ivs, lp)) is not None}
@@ -67,6 +70,8 @@ def reverse_facts(fn: Function, act: Activity, cfg: CFG, data_params: set[str], 
             facts.defer_pad[i] = max(facts.defer_pad.get(i, 0), high - low)
             facts.defer_shift.update((name, d - low) for name, d in members)
     facts.select_cone = _select_operand_cone(fn, act)
+    if skip_zero_adjoints:
+        facts.skippable = skippable_loops(fn, cfg, act, set(trip_counts), set(defer_slots), facts.users)
     return facts
 
 

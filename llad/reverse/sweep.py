@@ -11,8 +11,9 @@ there without starting the reverse sweep.
 from __future__ import annotations
 
 from ..analysis.recompute import simple_loop_entry
+from ..ir.builder import fconst
 from ..ir.model import Block, Instruction, ref
-from .adjoint import AdjointVisitor
+from .adjoint import AdjointVisitor, adjoint_slot
 from .deferral import Deferral
 from .lookup import FREE_DEPTH, PrimalLookup
 
@@ -103,7 +104,32 @@ class ReverseSweep:
         if entry is not None and pred == entry and loop.index in self.facts.defer_slots:
             self.deferral.flush(loop, self.b.block.name)
         self._enter_loops(block, pred)
-        self.b.br(rev(pred))
+        loop = self.cfg.loop_of.get(pred)
+        if loop is not None and loop.index in self.facts.skippable and block.name not in loop.blocks:
+            self._skip_if_zero(loop, rev(pred))
+        else:
+            self.b.br(rev(pred))
+
+    def _skip_if_zero(self, loop, enter: str) -> None:
+        """Entering the reverse of `loop` (analysis.zeroskip): when every adjoint leaving it is zero, go
+        straight to the reverse of the block before it, with the loop's counter where its reverse would
+        have left it.  Each adjoint goes through `llvm.arithmetic.fence` (no code) before its comparison:
+        that marks the comparison as such a test for a derivative differentiated again (forward mode over
+        it also asks for the adjoints' tangents to be zero)."""
+        b = self.b
+        zero = "true"
+        for name in self.facts.skippable[loop.index]:
+            ty = self.fn.defs[name].type
+            self.adjoints.slot_adjoints.add(name)
+            fenced = b.call(ty, f"llvm.arithmetic.fence.{'f64' if ty == 'double' else 'f32'}",
+                            [(ty, b.load(ty, adjoint_slot(name)))])
+            test = b.fcmp("oeq", ty, fenced, fconst(ty, 0.0))
+            zero = test if zero == "true" else b.op("and", "i1", zero, test)
+        skip = f"{b.block.name}.zeroskip"
+        b.cbr(zero, skip, enter)
+        b.new_block(skip)
+        b.store("i64", b.load("i64", ref(f"g0r.{loop.index}")), ref(f"ctr.{loop.index}"))
+        b.br(rev(simple_loop_entry(self.fn, loop)))
 
     def _enter_loops(self, block: Block, pred: str) -> None:
         """On the reverse edge block -> pred: for each counted loop the edge enters (backwards), the global
