@@ -3,7 +3,7 @@
 `vecmath.rewrite` points a widened call such as `@llvm.sin.v4f64` at a function defined here,
 `@"llad.sin.v4f64"`, which it appends to the optimised module (internal linkage: every module that calls
 one has its own copy).  They exist because glibc's libmvec variants are fast but up to 3.5 ulp off for
-sin/cos/tan/atan2, 2.6 for asin and 1.5 for log, against llad's targets of 1 for exp, log, sin and cos and
+sin/cos/tan/atan2, 2.6 for asin, 2.3 for exp, 2.1 for tanh and 1.5 for log, against llad's targets of 1 for exp, log, sin and cos and
 2 for the rest (docs/vector-math-accuracy.md measures both):
 
 * **log** (float64): x = 2^k (1 + f) with 1 + f in [sqrt(2)/2, sqrt(2)), log(1 + f) = f - hf^2 + s (hf^2 + R(s^2)),
@@ -24,6 +24,10 @@ sin/cos/tan/atan2, 2.6 for asin and 1.5 for log, against llad's targets of 1 for
   parts; every finite and non-finite argument in the fast path.  **atan2**: atan(|y/x|) with the quotient's
   rounding error (an FMA residual) added to the low part, then the quadrant from the signs (fdlibm's
   `e_atan2.c`); zero, infinite and NaN arguments, and quotients outside the normal range, to libm.
+* **exp** (float64; also the scalar `llad.exp.f64` runtime.py puts in derivative code before optimisation,
+  which the vectoriser inlines): Cody-Waite reduction by ln 2, a degree-13 Taylor polynomial, exact
+  scaling by 2^k in two steps; overflow, underflow and NaN by selects.  **tanh**: Cephes' rational
+  x + x^3 P(x^2)/Q(x^2) below 0.625, 1 - 2/(exp(2|x|) + 1) above with the quotient's FMA residual.
 * **asin, acos** (float64): fdlibm's `e_asin.c` / `e_acos.c`, their three ranges computed with one
   rational function R(t), t = x^2 below 1/2 and (1 - |x|)/2 above, and the square root split in an exact
   high part and a remainder; |x| >= 1 and NaN to libm.
@@ -46,7 +50,7 @@ import llvmlite.binding as llvm
 from .ir.builder import fconst
 
 # the functions llad has its own float64 vector code for (exp is llad's too: runtime.py, inlined before O3)
-OWN = ("sin", "cos", "tan", "log", "atan", "atan2", "asin", "acos")
+OWN = ("sin", "cos", "tan", "log", "atan", "atan2", "asin", "acos", "tanh")
 # float32 functions whose libmvec variant is more than 2 ulp off (docs/vector-math-accuracy.md): computed in
 # float64 (llad's function or libmvec's) and rounded once
 F32_THROUGH_F64 = ("log", "tan", "asin", "acos", "atan", "atan2", "cosh")
@@ -68,6 +72,13 @@ _LG = (6.666666666666735130e-01, 3.999999999940941908e-01, 2.857142874366239149e
        1.818357216161805012e-01, 1.531383769920937332e-01, 1.479819860511658591e-01)
 _LN2_HI = 6.93147180369123816490e-01                  # trailing zero bits: k LN2_HI is exact for |k| < 2^11
 _LN2_LO = 1.90821492927058770002e-10
+_INV_LN2 = 1.44269504088896338700e+00
+_EXP_OVERFLOW = 709.782712893384                      # above: +inf
+_EXP_UNDERFLOW = -745.1332191019412                   # below: 0 (the smallest subnormal is exp(-744.44))
+_EXP_TAYLOR = tuple(1.0 / __import__("math").factorial(n) for n in range(14))
+# Cephes tanh.c: tanh(x) = x + x^3 P(x^2)/Q(x^2) on |x| < 0.625 (coefficients lowest power first)
+_TANH_P = (-1.61468768441708447952e3, -9.92877231001918586564e1, -9.64399179425052238628e-1)
+_TANH_Q = (4.84406305325125486048e3, 2.23548839060100448583e3, 1.12811678491632931402e2, 1.0)
 # fdlibm s_atan.c: atan(x) = atan(c) + atan((x - c) / (1 + c x)) for c = 0, 1/2, 1, 3/2, inf by |x|'s range;
 # atan(t) = t - t (t^2 T(t^4) + t^4 U(t^4)); atan(c) as a high and a low part
 _ATAN_BOUNDS = (0.4375, 0.6875, 1.1875, 2.4375)
@@ -102,11 +113,15 @@ def name(fn: str, lanes: int, bits: int) -> str:
 
 
 class _Vec:
-    """Straight-line IR text over <n x double> / <n x i64> values (SSA names %v0, %v1, ...)."""
+    """Straight-line IR text over <n x double> / <n x i64> values (SSA names %v0, %v1, ...); with 0
+    lanes, over double / i64 (llad's scalar exp, which LLVM's vectoriser widens itself)."""
 
     def __init__(self, lanes: int):
         self.n = lanes
-        self.D, self.I, self.B = f"<{lanes} x double>", f"<{lanes} x i64>", f"<{lanes} x i1>"
+        if lanes:
+            self.D, self.I, self.B = f"<{lanes} x double>", f"<{lanes} x i64>", f"<{lanes} x i1>"
+        else:
+            self.D, self.I, self.B = "double", "i64", "i1"
         self.lines: list[str] = []
         self.declared: set[str] = set()
         self._k = 0
@@ -118,10 +133,10 @@ class _Vec:
         return v
 
     def c(self, x: float) -> str:
-        return f"splat (double {fconst('double', x)})"
+        return f"splat (double {fconst('double', x)})" if self.n else fconst("double", x)
 
     def ci(self, x: int) -> str:
-        return f"splat (i64 {x})"
+        return f"splat (i64 {x})" if self.n else str(x)
 
     def f(self, op: str, a: str, b: str, flags: str = "") -> str:     # fadd fsub fmul fdiv
         return self.emit(f"{op} {flags + ' ' if flags else ''}{self.D} {a}, {b}")
@@ -146,7 +161,7 @@ class _Vec:
         return self.emit(f"bitcast {self.I} {x} to {self.D}")
 
     def intrinsic(self, fn: str, *args: str) -> str:
-        callee = f"llvm.{fn}.v{self.n}f64"
+        callee = f"llvm.{fn}.v{self.n}f64" if self.n else f"llvm.{fn}.f64"
         self.declared.add(f"declare {self.D} @{callee}({', '.join([self.D] * len(args))})")
         return self.emit(f"call {self.D} @{callee}({', '.join(f'{self.D} {a}' for a in args)})")
 
@@ -171,6 +186,53 @@ class _Vec:
         for cf in reversed(coefs[:-1]):
             acc = self.f("fadd", self.c(cf), self.f("fmul", z, acc, "contract"), "contract")
         return acc
+
+
+def _exp(v: _Vec, x: str) -> str:
+    """exp(x) within 1 ulp, no branches: x = k ln2 + r with |r| <= ln2/2 (Cody-Waite: ln2 in a high part
+    with trailing zero bits, so k LN2_HI is exact, and a low part), exp(r) by its Taylor polynomial to
+    degree 13 (truncation below 2^-57 relative on that interval), times 2^k in two exact power-of-two
+    steps (so a subnormal result rounds once); overflow, underflow and NaN by selects."""
+    xc = v.intrinsic("maxnum", v.intrinsic("minnum", x, v.c(710.0)), v.c(-746.0))
+    k = v.intrinsic("rint", v.f("fmul", xc, v.c(_INV_LN2)))
+    r = v.f("fsub", v.f("fsub", xc, v.f("fmul", k, v.c(_LN2_HI))), v.f("fmul", k, v.c(_LN2_LO)))
+    q = v.horner(r, _EXP_TAYLOR[2:])                              # 1/2! + r/3! + ... + r^11/13!
+    p = v.f("fadd", v.c(1.0), v.f("fadd", r, v.f("fmul", v.f("fmul", r, r), q, "contract"), "contract"))
+    ki = v.emit(f"fptosi {v.D} {k} to {v.I}")
+    half = v.i("ashr", ki, v.ci(1))
+
+    def power_of_two(e):
+        return v.double(v.i("shl", v.i("add", e, v.ci(1023)), v.ci(52)))
+    y = v.f("fmul", v.f("fmul", p, power_of_two(half)), power_of_two(v.i("sub", ki, half)))
+    y = v.sel(v.fcmp("ogt", x, v.c(_EXP_OVERFLOW)), v.c(float("inf")), y)
+    y = v.sel(v.fcmp("olt", x, v.c(_EXP_UNDERFLOW)), v.c(0.0), y)
+    return v.sel(v.fcmp("uno", x, x), x, y)
+
+
+def _tanh(v: _Vec, x: str) -> tuple[str, str]:
+    """tanh: |x| < 0.625, x + x z P(z)/Q(z), z = x^2 (Cephes' rational, 0.05 ulp in exact arithmetic);
+    above, 1 - 2/(exp(2|x|) + 1), the quotient corrected by its FMA residual; 1 above 22; the sign copied
+    (NaN, inf and -0 come out of the same formulas)."""
+    a = v.intrinsic("fabs", x)
+    z = v.f("fmul", a, a)
+    ratio = v.f("fdiv", v.horner(z, _TANH_P), v.horner(z, _TANH_Q))
+    small = v.f("fadd", a, v.f("fmul", v.f("fmul", a, z), ratio))
+    d = v.f("fadd", _exp(v, v.f("fmul", v.c(2.0), a)), v.c(1.0))
+    q = v.f("fdiv", v.c(2.0), d)
+    q_lo = v.f("fdiv", v.fma(v.neg(q), d, v.c(2.0)), d)           # 2/d = q + q_lo
+    large = v.f("fsub", v.f("fsub", v.c(1.0), q), q_lo)
+    y = v.sel(v.fcmp("olt", a, v.c(0.625)), small, large)
+    y = v.sel(v.fcmp("ogt", a, v.c(22.0)), v.c(1.0), y)
+    return _copysign(v, y, x), v.emit(f"fcmp false {v.D} {x}, {x}")
+
+
+def scalar_exp() -> tuple[str, set[str]]:
+    """The text of `llad.exp.f64` (double -> double, always inlined: the loop vectoriser widens it where
+    it is called in a loop) and the declarations it needs."""
+    v = _Vec(0)
+    y = _exp(v, "%x")
+    return ("define internal double @llad.exp.f64(double %x) nounwind willreturn memory(none) alwaysinline {\n"
+            "entry:\n" + "\n".join(v.lines) + f"\n  ret double {y}\n}}"), v.declared
 
 
 def _log(v: _Vec, x: str) -> tuple[str, str]:
@@ -344,6 +406,8 @@ def _define_f64(fn: str, lanes: int) -> tuple[str, set[str]]:
         y, slow = _atan2(v, "%x", "%x1")
     elif fn in ("asin", "acos"):
         y, slow = _asin_acos(v, "%x", fn)
+    elif fn == "tanh":
+        y, slow = _tanh(v, "%x")
     else:
         y, slow = _trig(v, "%x", fn)
     any_slow = v.emit(f"call i1 @llvm.vector.reduce.or.v{lanes}i1({v.B} {slow})")

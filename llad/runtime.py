@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from . import ownmath
 from .ir.builder import Builder, fconst, new_function
 from .ir.model import Module
 
@@ -22,47 +23,20 @@ def _suffix(ty: str) -> str:
     return "f64" if ty == "double" else "f32"
 
 
-# exp: x = k ln2 + r with |r| <= ln2/2 (Cody-Waite: ln2 split in a high part with trailing zero bits and
-# a low part, so k * LN2_HI is exact), exp(r) by its Taylor polynomial to degree 13 (truncation below
-# 2^-57 relative on that interval), times 2^k in two exact power-of-two steps (so subnormal results round
-# once).  No branches: overflow, underflow and NaN are selects, so the loop vectoriser inlines it.
-_LN2_HI = 6.93147180369123816490e-01
-_LN2_LO = 1.90821492927058770002e-10
-_INV_LN2 = 1.44269504088896338700e+00
-_EXP_OVERFLOW = 709.782712893384            # above: +inf
-_EXP_UNDERFLOW = -745.1332191019412         # below: 0 (the smallest subnormal is exp(-744.44))
-_EXP_TAYLOR = [1.0 / __import__("math").factorial(n) for n in range(14)]
-
-
 def _exp(module: Module, ty: str) -> None:
-    name = f"llad.exp.{_suffix(ty)}"
-    b = new_function(name, ty, [(ty, "x")], module, attributes="alwaysinline", linkage="internal")
-    if ty == "float":           # through double: one rounding of a result accurate to 2^-52
-        wide = b.call("double", "llad.exp.f64", [("double", b.cast("fpext", "float", "%x", "double"))])
-        b.ret("float", b.cast("fptrunc", "double", wide, "float"))
-        ensure(module, "llad.exp.f64")
+    """llad's exp (ownmath.py writes the float64 one: branch-free, within 1 ulp, which the loop vectoriser
+    inlines into SIMD code); float32 through it, rounded once."""
+    if ty == "double":
+        text, declared = ownmath.scalar_exp()
+        module.carried["llad.exp.f64"] = text
+        for line in declared:
+            name = line.split("@", 1)[1].split("(", 1)[0]
+            module.declarations.setdefault(name, line)
         return
-    d = "double"
-
-    def c(v):
-        return fconst(d, v)
-    xc = b.call(d, "llvm.maxnum.f64", [(d, b.call(d, "llvm.minnum.f64", [(d, "%x"), (d, c(710.0))])), (d, c(-746.0))])
-    k = b.call(d, "llvm.rint.f64", [(d, b.op("fmul", d, xc, c(_INV_LN2)))])
-    r = b.op("fsub", d, b.op("fsub", d, xc, b.op("fmul", d, k, c(_LN2_HI))), b.op("fmul", d, k, c(_LN2_LO)))
-    q = c(_EXP_TAYLOR[13])
-    fma = ("contract",)                                # Horner steps may fuse into FMAs (more accurate)
-    for n in range(12, 1, -1):                         # q(r) = 1/2! + r/3! + ... + r^11/13!
-        q = b.op("fadd", d, c(_EXP_TAYLOR[n]), b.op("fmul", d, r, q, fma), fma)
-    p = b.op("fadd", d, c(1.0), b.op("fadd", d, r, b.op("fmul", d, b.op("fmul", d, r, r), q, fma), fma))
-    ki = b.cast("fptosi", d, k, "i64")
-    half = b.op("ashr", "i64", ki, "1")
-
-    def power_of_two(e):
-        return b.cast("bitcast", "i64", b.op("shl", "i64", b.op("add", "i64", e, "1023"), "52"), d)
-    y = b.op("fmul", d, b.op("fmul", d, p, power_of_two(half)), power_of_two(b.op("sub", "i64", ki, half)))
-    y = b.select(b.fcmp("ogt", d, "%x", c(_EXP_OVERFLOW)), d, c(float("inf")), y)
-    y = b.select(b.fcmp("olt", d, "%x", c(_EXP_UNDERFLOW)), d, c(0.0), y)
-    b.ret(d, b.select(b.fcmp("uno", d, "%x", "%x"), d, "%x", y))
+    b = new_function("llad.exp.f32", ty, [(ty, "x")], module, attributes="alwaysinline", linkage="internal")
+    wide = b.call("double", "llad.exp.f64", [("double", b.cast("fpext", "float", "%x", "double"))])
+    b.ret("float", b.cast("fptrunc", "double", wide, "float"))
+    ensure(module, "llad.exp.f64")
 
 
 def _digamma(module: Module, ty: str) -> None:

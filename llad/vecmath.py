@@ -3,7 +3,7 @@
 The loop vectoriser widens calls of LLVM's math intrinsics (`llvm.cos.f64` -> `llvm.cos.v4f64`), but
 without a vector library the backend splits the vector call back into scalar libm calls: no speed-up.
 llad keeps the widened calls and, after optimisation, points each at a vector function: llad's own where
-it has one (float64 sin, cos, tan, log, atan, atan2, asin, acos within about an ulp, defined in the module
+it has one (float64 sin, cos, tan, log, atan, atan2, asin, acos, tanh within about an ulp, defined in the module
 and inlined into the loop; float32 functions whose libmvec variant is more than 2 ulp off, through
 float64), else glibc's vector variant (`_ZGVdN4v_tanh`, the x86-64 vector function ABI: ISA letter, `N` +
 lanes, one `v` per vector argument), chosen from the CPU features LLVM reports (never from the CPU name:
@@ -108,7 +108,7 @@ def prepare(fn) -> None:
 
 def _target(fn: str, lanes: int, bits: int) -> str | None:
     """The function a widened call of `fn` goes to: llad's own (ownmath.py: float64 sin, cos, tan, log, atan,
-    atan2, asin, acos, and the float32 functions whose libmvec variant is more than 2 ulp off, computed in
+    atan2, asin, acos, tanh, and the float32 functions whose libmvec variant is more than 2 ulp off, computed in
     float64), else libmvec's variant; None: leave it to the backend."""
     if ownmath.available() and (fn in ownmath.OWN if bits == 64 else fn in ownmath.F32_THROUGH_F64):
         return ownmath.name(fn, lanes, bits)

@@ -21,7 +21,7 @@ needs_libmvec = pytest.mark.skipif(not vecmath.available(), reason="libmvec (gli
 # the largest error docs/vector-math-accuracy.md measured over 10^7 points, rounded up: a sample of 10^5
 # must stay within it
 BOUND = {"float64": {"exp": 1.0, "exp2": 2.0, "log": 1.0, "log2": 1.5, "log10": 1.5, "sin": 1.0, "cos": 1.0,
-                     "tan": 1.0, "tanh": 2.5, "sinh": 2.0, "cosh": 2.0, "asin": 1.0, "acos": 1.0, "atan": 1.0,
+                     "tan": 1.0, "tanh": 1.5, "sinh": 2.0, "cosh": 2.0, "asin": 1.0, "acos": 1.0, "atan": 1.0,
                      "pow": 1.5, "atan2": 1.5},
          "float32": {"exp": 1.0, "exp2": 1.0, "log": 1.0, "log2": 2.0, "log10": 2.0, "sin": 2.0, "cos": 2.0,
                      "tan": 1.0, "tanh": 1.5, "sinh": 2.0, "cosh": 1.0, "asin": 1.0, "acos": 1.0, "atan": 1.0,
@@ -148,20 +148,20 @@ def test_float32_sum_of_sines_vectorises_in_float32():
 def test_rewrite_keeps_one_declaration_when_a_linked_module_declared_the_variant():
     import llvmlite.binding as llvm
     letter = vecmath._isa_letters()[256]
-    text = f"""declare <4 x double> @llvm.tanh.v4f64(<4 x double>)
-declare <4 x double> @_ZGV{letter}N4v_tanh(<4 x double>)
+    text = f"""declare <4 x double> @llvm.sinh.v4f64(<4 x double>)
+declare <4 x double> @_ZGV{letter}N4v_sinh(<4 x double>)
 define <4 x double> @f(<4 x double> %x) {{
-  %a = call <4 x double> @llvm.tanh.v4f64(<4 x double> %x)
-  %b = call <4 x double> @_ZGV{letter}N4v_tanh(<4 x double> %a)
+  %a = call <4 x double> @llvm.sinh.v4f64(<4 x double> %x)
+  %b = call <4 x double> @_ZGV{letter}N4v_sinh(<4 x double> %a)
   ret <4 x double> %b
 }}
 """
     out = vecmath.rewrite(text)
-    assert out.count(f"declare <4 x double> @_ZGV{letter}N4v_tanh(") == 1 and "llvm.tanh" not in out
+    assert out.count(f"declare <4 x double> @_ZGV{letter}N4v_sinh(") == 1 and "llvm.sinh" not in out
     llvm.parse_assembly(out).verify()
-    single = vecmath.rewrite(text.replace(f"declare <4 x double> @_ZGV{letter}N4v_tanh(<4 x double>)\n", "")
-                             .replace(f"@_ZGV{letter}N4v_tanh(<4 x double> %a)", "@llvm.tanh.v4f64(<4 x double> %a)"))
-    assert single.count(f"declare <4 x double> @_ZGV{letter}N4v_tanh(") == 1
+    single = vecmath.rewrite(text.replace(f"declare <4 x double> @_ZGV{letter}N4v_sinh(<4 x double>)\n", "")
+                             .replace(f"@_ZGV{letter}N4v_sinh(<4 x double> %a)", "@llvm.sinh.v4f64(<4 x double> %a)"))
+    assert single.count(f"declare <4 x double> @_ZGV{letter}N4v_sinh(") == 1
     llvm.parse_assembly(single).verify()
 
 
