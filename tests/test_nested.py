@@ -277,3 +277,43 @@ def test_forward_over_a_reverse_that_writes_through_the_null_shadow_stand_in(fla
     # closed forms: flag > 0: s = sum x^2 sin x, H = diag(2 sin x + 4 x cos x - x^2 sin x); else s = sum x c sin c
     expected = (2 * np.sin(x) + 4 * x * np.cos(x) - x * x * np.sin(x)) * v if flag > 0 else np.zeros(5)
     np.testing.assert_allclose(hv, expected, rtol=1e-12, atol=1e-14)
+
+
+@numba.njit
+def temporaries_in_a_loop(x):
+    """An array allocated in every iteration: the inner reverse derivative keeps each one's shadow on its
+    tape as a pointer and reads it back, which the outer forward mode follows through the tape's shadow."""
+    s = 0.0
+    for i in range(x.shape[0] - 1):
+        t = x * x[i]
+        s += np.var(t) * x[i + 1]
+    return s
+
+
+@numba.njit
+def _grad_temporaries(x, gx):
+    llad.autodiff(llad.Reverse, temporaries_in_a_loop, llad.Active, llad.Duplicated(x, gx))
+
+
+def _gradient_temporaries(x):
+    g = np.zeros_like(x)
+    llad.autodiff(llad.Reverse, temporaries_in_a_loop, llad.Active, llad.Duplicated(x.copy(), g))
+    return g
+
+
+def test_hvp_through_shadows_kept_on_the_inner_tape():
+    rng = np.random.default_rng(21)
+    x, v = rng.uniform(0.3, 1.5, 6), rng.standard_normal(6)
+    hv = np.zeros(6)
+    llad.autodiff(llad.Forward, _grad_temporaries, llad.Duplicated(x, v.copy()), llad.Duplicated(np.zeros(6), hv))
+    e = 1e-6
+    fd = (_gradient_temporaries(x + e * v) - _gradient_temporaries(x - e * v)) / (2 * e)
+    np.testing.assert_allclose(hv, fd, rtol=1e-6, atol=1e-8)
+    # k directions at once (BatchDuplicated over reverse): the Hessian, symmetric, its columns the HVPs
+    cols = np.eye(6)
+    outs = tuple(np.zeros(6) for _ in range(6))
+    llad.autodiff(llad.Forward, _grad_temporaries, llad.BatchDuplicated(x, tuple(cols)),
+                  llad.BatchDuplicated(np.zeros(6), outs))
+    hess = np.array(outs)
+    np.testing.assert_allclose(hess, hess.T, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(hess @ v, hv, rtol=1e-10, atol=1e-12)

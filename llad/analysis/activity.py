@@ -33,23 +33,74 @@ class Activity:
 
 
 def pointer_roots(fn: Function) -> dict[str, frozenset]:
-    """Where each pointer comes from: ('param', name), ('alloc', the allocating call), ('other', name)."""
+    """Where each pointer comes from: ('param', name), ('alloc', the allocating call), ('other', name).
+
+    A pointer loaded from memory the function allocated itself gets the roots of the pointers the function
+    stores into that memory (a reverse derivative keeps the shadows of arrays allocated in a loop on its
+    tape; differentiated again, those are what it reads back), unless a call other than llad's tape
+    bookkeeping may write into it: then, like any other loaded pointer, it has an unknown origin."""
     roots: dict[str, frozenset] = {}
     for p in fn.params:
         if p.type.startswith("ptr") or p.type.endswith("*"):
             roots[p.name] = frozenset([("param", p.name)])
+    heap: dict[tuple, frozenset] = {}           # an allocation -> roots of the pointers stored into it
+    opaque: set[tuple] = set()                  # allocations a call may store pointers into
     changed = True
     while changed:
         changed = False
         for b in fn.blocks:
             for ins in b.instructions:
+                if ins.opcode == "call" and classify(ins.callee) not in _NO_POINTER_WRITES:
+                    reached = {r for o in ins.operands if o.is_local for r in roots.get(o.name, ())}
+                    if not reached <= opaque:
+                        opaque |= reached
+                        changed = True
+                for into, stored in _pointer_writes(fn, ins, roots, heap):
+                    for r in into:
+                        if not stored <= heap.get(r, frozenset()):
+                            heap[r] = heap.get(r, frozenset()) | stored
+                            changed = True
                 if ins.result is None or not (ins.type == "ptr" or ins.type.endswith("*")):
                     continue
-                new = _roots_of(fn, ins, roots)
+                new = _roots_of(fn, ins, roots, heap, opaque)
                 if roots.get(ins.result) != new:
                     roots[ins.result] = new
                     changed = True
     return roots
+
+
+# calls that may receive a pointer into function-allocated memory without writing pointers into it
+_NO_POINTER_WRITES = (CallKind.FREE, CallKind.REFCOUNT, CallKind.MEMSET, CallKind.DATA_POINTER, CallKind.MARKER,
+                      CallKind.MATH, CallKind.INTEGER, CallKind.REALLOC, CallKind.MEMCPY)
+
+
+def _own_memory(roots: frozenset) -> bool:
+    return bool(roots) and all(kind == "alloc" for kind, _ in roots)
+
+
+def _pointer_writes(fn: Function, ins: Instruction, roots: dict, heap: dict):
+    """(allocation roots written, roots of the pointers written there) for a store of a pointer into the
+    function's own memory, and for realloc and memcpy, which carry stored pointers along."""
+    def of(op):
+        return roots.get(op.name, frozenset()) if op.is_local else frozenset()
+
+    def content(rs):
+        out = frozenset()
+        for r in rs:
+            out |= heap.get(r, frozenset())
+        return out
+    if ins.opcode == "store" and ins.operands[0].type == "ptr" and _own_memory(of(ins.operands[1])):
+        val = ins.operands[0]
+        stored = of(val) if val.is_local else (frozenset([("global", val.text)]) if val.text.startswith("@")
+                                               else frozenset())
+        return [(of(ins.operands[1]), stored)]
+    if ins.opcode == "call" and ins.operands:
+        kind = classify(ins.callee)
+        if kind is CallKind.REALLOC and ins.result is not None:
+            return [(frozenset([("alloc", ins.result)]), content(of(ins.operands[0])))]
+        if kind is CallKind.MEMCPY and _own_memory(of(ins.operands[0])):
+            return [(of(ins.operands[0]), content(of(ins.operands[1])))]
+    return []
 
 
 # llad's own stand-ins for a shadow that is null (forward/shadows.py): a derivative differentiated again
@@ -59,7 +110,7 @@ def pointer_roots(fn: Function) -> dict[str, frozenset]:
 SCRATCH_GLOBALS = ("@llad.sink.", "@llad.zero.", "@llad.nomi")
 
 
-def _roots_of(fn: Function, ins: Instruction, roots: dict[str, frozenset]) -> frozenset:
+def _roots_of(fn: Function, ins: Instruction, roots: dict[str, frozenset], heap: dict, opaque: set[tuple]) -> frozenset:
     def of(op):
         if op.is_local:
             return roots.get(op.name, frozenset())
@@ -84,6 +135,14 @@ def _roots_of(fn: Function, ins: Instruction, roots: dict[str, frozenset]) -> fr
         alloc = frozenset(("alloc", r[1]) for r in roots.get(mi.name, ()) if r[0] == "alloc")
         if alloc:
             return alloc
+    elif ins.opcode == "load" and ins.operands[0].is_local:
+        where = roots.get(ins.operands[0].name, frozenset())
+        if _own_memory(where) and not where & opaque:
+            stored = frozenset()
+            for r in where:
+                stored |= heap.get(r, frozenset())
+            if stored and not any(kind == "other" for kind, _ in stored):
+                return stored
     return frozenset([("other", ins.result)])
 
 
@@ -198,6 +257,11 @@ def _visit(fn, ins: Instruction, act: Activity, active_roots: set, const_ptrs: s
             roots = act.roots.get(dst.name, frozenset())
             _require_shadow_for_store(ins, roots, const_ptrs, location)
             active_roots |= roots
+        return
+    if op == "load" and ins.result in act.pointers and ins.operands[0].is_local \
+            and meminfo_of_data_load(fn, ins) is None:
+        # its shadow is read from the shadow of the memory it is loaded from, which must then have one
+        active_roots |= act.roots.get(ins.operands[0].name, frozenset())
         return
     if ins.result is None or not is_float(ins.type):
         if op == "call":

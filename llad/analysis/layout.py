@@ -50,6 +50,12 @@ def interleaved_shadows(fn: Function, act: Activity, interleaved_params: set[str
                 val, ptr = ins.operands
                 if val.is_local and val.type == "ptr" and ("param", "retptr") in act.roots.get(ptr.name, ()):
                     returned |= act.roots.get(val.name, frozenset())     # a returned array: k tangent arrays
+                elif val.type == "ptr" and ptr.is_local and ptr.name in act.pointers:
+                    # a pointer kept in memory with a shadow (a tape): lane j's shadow pointer in lane j's
+                    # shadow memory, both split
+                    returned |= act.roots.get(ptr.name, frozenset())
+                    if val.is_local:
+                        returned |= act.roots.get(val.name, frozenset())
             if ins.opcode != "call":
                 continue
             if classify(ins.callee) is CallKind.MEMCPY:

@@ -193,8 +193,15 @@ class ShadowSweep:
         meminfo's."""
         mi = meminfo_of_data_load(self.fn, ins)
         if mi is None:
-            raise UnsupportedInstructionError(f"`{print_instruction(ins)}`", self.location(ins),
-                                              "llad cannot follow a pointer loaded from memory here")
+            # a pointer the function stored into its own memory (analysis.activity.pointer_roots): its
+            # shadow was stored at the same place in that memory's shadow
+            addr = ins.operands[0]
+            if not (addr.is_local and addr.name in self.act.pointers):
+                raise UnsupportedInstructionError(f"`{print_instruction(ins)}`", self.location(ins),
+                                                  "llad cannot follow a pointer loaded from memory here")
+            for j in self.lanes_of(ins.result):
+                self.b.load("ptr", self.memory_shadow(addr, j, ins, False), name=shadow_name(ins.result, j))
+            return
         for j in self.lanes_of(ins.result):
             base = self.shadow(mi, j, ins)
             if mi.is_local and mi.name in self.act.maybe_null:

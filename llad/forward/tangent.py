@@ -109,6 +109,10 @@ class TangentSweep(ShadowSweep):
         if not is_float(val.type):
             if self.is_returned_field(ins):
                 self.returned_array_field(ins)
+            elif val.type == "ptr":         # a pointer into memory with a shadow: its shadow goes beside it
+                for j in range(self.k):
+                    shadow = self.shadow(val, j, ins) if val.is_local and val.name in self.act.pointers else "null"
+                    self.b.store("ptr", shadow, self.memory_shadow(ptr, j, ins, True))
             return
         md = self.alias_metadata(ins, shadow=True)
         if ptr.name in self.interleaved:

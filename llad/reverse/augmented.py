@@ -9,6 +9,7 @@ from __future__ import annotations
 from .. import blas, custom_arrays, runtime
 from ..errors import DifferentiationError
 from ..forward.shadows import ShadowSweep, shadow_name
+from ..ir.callees import meminfo_of_data_load
 from ..ir.model import Block, Instruction, ref
 from ..ir.printer import print_instruction
 from .facts import ReverseFacts
@@ -86,6 +87,14 @@ class AugmentedSweep(ShadowSweep):
         self.pointer_select(ins)
 
     def visit_load(self, ins: Instruction) -> None:
+        if meminfo_of_data_load(self.fn, ins) is None:
+            # a pointer kept in memory with a shadow (forward mode follows it through that shadow): the
+            # reverse sweep would need the pointer shadows kept the same way, which is not built
+            raise DifferentiationError(
+                f"`{print_instruction(ins)}`", self.location(ins),
+                "reverse mode over pointers kept in memory (the shadows a reverse derivative keeps on its "
+                "tape: reverse over reverse) is not supported; differentiate the gradient in forward mode "
+                "(forward over reverse) instead")
         self.pointer_load(ins)
 
     def call_alloc(self, ins: Instruction) -> None:
