@@ -3,8 +3,8 @@
 `vecmath.rewrite` points a widened call such as `@llvm.sin.v4f64` at a function defined here,
 `@"llad.sin.v4f64"`, which it appends to the optimised module (internal linkage: every module that calls
 one has its own copy).  They exist because glibc's libmvec variants are fast but up to 3.5 ulp off for
-sin/cos/tan/atan2, 2.6 for asin, 2.3 for exp, 2.1 for tanh and 1.5 for log, against llad's targets of 1 for exp, log, sin and cos and
-2 for the rest (docs/vector-math-accuracy.md measures both):
+sin/cos/tan/atan2, 2.6 for asin, 2.3 for exp, 2.1 for tanh and 1.5 for log, against llad's targets of 1
+for exp, log, sin and cos and 2 for the rest (docs/vector-math-accuracy.md measures both):
 
 * **log** (float64): x = 2^k (1 + f) with 1 + f in [sqrt(2)/2, sqrt(2)), log(1 + f) = f - hf^2 + s (hf^2 + R(s^2)),
   s = f / (2 + f), R a degree-7 polynomial in s^2; k ln 2 added in two parts (high part exact).  The
@@ -418,7 +418,7 @@ def _define_f64(fn: str, lanes: int) -> tuple[str, set[str]]:
     params = ["%x", "%x1"][:2 if fn == "atan2" else 1]
     v.declared.add(f"declare double @{scalar}({', '.join(['double'] * len(params))})")
     for lane in range(lanes):                                     # libm for every lane: rare, exact
-        for k, prm in enumerate(params):
+        for prm in params:
             body.append(f"  {prm}.{lane} = extractelement {v.D} {prm}, i32 {lane}")
         args = ", ".join(f"double {prm}.{lane}" for prm in params)
         body += [f"  %y{lane} = call double @{scalar}({args})",
@@ -453,12 +453,13 @@ def _define_f32(fn: str, lanes: int, arity: int, chunk: int) -> tuple[str, set[s
         for a, b in zip(pieces[0::2], pieces[1::2]):
             c = f"{a}.{b[1:]}"
             mask = ", ".join(f"i32 {k}" for k in range(2 * width))
-            lines.append(f"  {c} = shufflevector <{width} x double> {a}, <{width} x double> {b}, <{2 * width} x i32> <{mask}>")
+            halves = f"<{width} x double> {a}, <{width} x double> {b}"
+            lines.append(f"  {c} = shufflevector {halves}, <{2 * width} x i32> <{mask}>")
             merged.append(c)
         pieces, width = merged, 2 * width
     lines += [f"  %r = fptrunc {d} {pieces[0]} to {f}", f"  ret {f} %r"]
-    text = (f"define internal {f} @{name(fn, lanes, 32)}({params}) nounwind willreturn memory(none) alwaysinline {{\nentry:\n"
-            + "\n".join(lines) + "\n}")
+    text = (f"define internal {f} @{name(fn, lanes, 32)}({params}) nounwind willreturn memory(none) "
+            "alwaysinline {\nentry:\n" + "\n".join(lines) + "\n}")
     return text, {f"declare {p} @{callee}({', '.join([p] * arity)})"}
 
 

@@ -21,8 +21,8 @@ from . import blas, custom, custom_arrays, forward, frontend, guard, jit, recurs
 from .analysis.activity import Activity, analyse_activity
 from .analysis.alias import AliasScopes
 from .analysis.cfg import CFG, analyse_cfg
-from .analysis.zeroskip import mark_zero_tests
 from .analysis.layout import interleaved_shadows, written_params
+from .analysis.zeroskip import mark_zero_tests
 from .config import config, logger
 from .errors import DifferentiationError
 from .forward.shadows import declare_shadow_globals

@@ -185,7 +185,8 @@ define <4 x double> @f(<4 x double> %x, <8 x float> %y) {
     assert out.count("define internal <8 x double> @llad.tan.v8f64(") == 1
     assert "declare double @llvm.log.f64(double)" in out and "declare double @llvm.tan.f64(double)" in out
     # a linked module's text that defines the function already: not a second definition
-    again = vecmath.rewrite(out.replace("ret <4 x double> %b", "%d = call <4 x double> @llvm.log.v4f64(<4 x double> %b)\n  ret <4 x double> %d"))
+    again = vecmath.rewrite(out.replace(
+        "ret <4 x double> %b", "%d = call <4 x double> @llvm.log.v4f64(<4 x double> %b)\n  ret <4 x double> %d"))
     llvm.parse_assembly(again).verify()
     assert again.count("define internal <4 x double> @llad.log.v4f64(") == 1
 

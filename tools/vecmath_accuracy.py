@@ -2,8 +2,8 @@
 
 Every function is measured as users get it: an `@njit` loop `y[i] = f(x[i])` differentiated in Forward
 mode with vector math on, so the values come from the derivative's own copy of the loop (llad's own
-functions or libmvec in the vectorised body, libm in the scalar remainder).  Beside it, the same loop with vector math off (libm's
-scalar functions, what Numba's primal calls).
+functions or libmvec in the vectorised body, libm in the scalar remainder).  Beside it, the same loop with
+vector math off (libm's scalar functions, what Numba's primal calls).
 
 Error in ulps (fractional, glibc's convention: |y - r| / 2^(e - p + 1), e the exponent of r, p the
 precision) against a reference: float64 against x87 extended precision (NumPy's longdouble, 11 more
@@ -234,7 +234,8 @@ def markdown(rows, n, seed) -> str:
         "Max error in ulps over the sampled points (fractional ulps, the worst 16 points re-checked against "
         "mpmath at 200 bits), with an argument where it is reached; `vectorised`: how the optimised derivative "
         "computes it (`libmvec` calls; `libmvec (float64)`: a float32 function computed by libmvec's float64 one and "
-        "rounded once; `inline` SIMD code: llad's own function, llad/ownmath.py and llad/runtime.py; or `no`); `special values`: results at ±0, ±inf, NaN, subnormals, overflow/underflow "
+        "rounded once; `inline` SIMD code: llad's own function, llad/ownmath.py and llad/runtime.py; or `no`); "
+        "`special values`: results at ±0, ±inf, NaN, subnormals, overflow/underflow "
         "boundaries: the same class as libm's result (NaN, ±inf, ±0, subnormal, sign) at every one (`same`, with "
         "the largest ulp distance from libm's value among them) or the arguments where the class differs.",
         "",

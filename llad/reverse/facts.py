@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from ..analysis.activity import Activity
 from ..analysis.cfg import CFG, Loop
 from ..analysis.deferral import deferrable_loads, gather_groups
-from ..analysis.zeroskip import skippable_loops
 from ..analysis.recompute import (
     TripCount,
     final_value_loads,
@@ -17,6 +16,7 @@ from ..analysis.recompute import (
     trip_count,
     written_roots,
 )
+from ..analysis.zeroskip import skippable_loops
 from ..ir.model import Function
 
 
