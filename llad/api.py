@@ -11,7 +11,7 @@ import numpy as np
 from numba.core import types
 from numpy.lib.array_utils import byte_bounds
 
-from . import diskcache, frontend, guard
+from . import diskcache, frontend, guard, hotpath
 from .analysis.layout import LayoutConflict
 from .annotations import (
     RETURN_ACTIVITIES,
@@ -261,7 +261,8 @@ def _arg_key(a):
 class _Prepared:
     """A cached derivative with what the hot path needs to call it."""
 
-    __slots__ = ("plan", "derivative", "batch", "mode", "kinds", "entry", "shape", "alias_pairs", "unpack", "after")
+    __slots__ = ("plan", "derivative", "batch", "mode", "kinds", "entry", "shape", "alias_pairs", "unpack", "after",
+                 "calls")
 
     def __init__(self, plan, derivative, batch, mode, args):
         self.plan, self.derivative, self.batch, self.mode = plan, derivative, batch, mode
@@ -274,6 +275,7 @@ class _Prepared:
         self.unpack = _unpacker(self.kinds, plan.width, inter, derivative.written)
         back = [i for i, x in enumerate(inter) if x and i in derivative.written]
         self.after = _copier(back) if any(inter) else None
+        self.calls = 0                     # calls through the Python path (hotpath.TIER_UP_CALLS)
 
 
 def _copier(back: list[int]):
@@ -285,6 +287,15 @@ def _copier(back: list[int]):
 
 
 _fast: dict = {}
+_hot: dict = {}           # f -> its compiled call path (hotpath.py)
+_hot_signatures: dict = {}
+
+
+def forget_calls() -> None:
+    """Drop every prepared call signature (a configuration change makes them stale)."""
+    _fast.clear()
+    _hot.clear()
+    _hot_signatures.clear()
 
 
 def autodiff(mode: Mode, f, *args):
@@ -293,6 +304,27 @@ def autodiff(mode: Mode, f, *args):
     Returns, as Enzyme.jl: Reverse `(derivs,)`, ReverseWithPrimal `(derivs, primal)` (one entry per
     parameter: the derivative of an Active one, None otherwise); Forward `(tangent,)`, ForwardWithPrimal
     `(tangent, primal)` (a tuple of k tangents with BatchDuplicated)."""
+    try:
+        hot = _hot.get(f)
+    except TypeError:                      # an unhashable f: the slow path says what is wrong
+        hot = None
+    if hot is not None:
+        try:
+            return hot(mode, args)
+        except hotpath.Miss:
+            pass
+    return _autodiff_prepared(mode, f, args)
+
+
+def _tier_up(f, hit, ret, params) -> None:
+    """Give a signature called often its compiled path (hotpath.py)."""
+    signatures = _hot_signatures.setdefault(f, [])
+    signatures.append(hotpath.Signature(hit, ret, params))
+    _hot[f] = hotpath.chain(signatures)
+
+
+def _autodiff_prepared(mode: Mode, f, args):
+    """The Python path: a signature prepared before (arguments checked in Python), else the slow path."""
     ret = args[0] if args and isinstance(args[0], type) else None
     params = args[1:] if ret is not None else args
     try:
@@ -310,6 +342,9 @@ def autodiff(mode: Mode, f, *args):
         result = hit.entry(*flat)
         hit.after(params, fulls)
         return hit.shape(result)
+    hit.calls += 1
+    if hit.calls == hotpath.TIER_UP_CALLS and hotpath.eligible(hit):
+        _tier_up(f, hit, ret, params)
     return hit.shape(hit.entry(*flat))
 
 

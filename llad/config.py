@@ -71,7 +71,7 @@ class Config:
         if bool(value) != self._vector_math:
             self._vector_math = bool(value)
             from . import api
-            api._fast.clear()
+            api.forget_calls()
 
     @property
     def guard_memory(self) -> bool:
@@ -83,7 +83,7 @@ class Config:
         if bool(value) != self._guard_memory:
             self._guard_memory = bool(value)
             from . import api
-            api._fast.clear()
+            api.forget_calls()
 
     @property
     def verbose(self) -> bool:

@@ -1,6 +1,7 @@
 """Call overhead: `autodiff(Reverse, f, Active, Duplicated(x, dx), Const(y))` as a user writes it (the
 annotations built in the call, 4-element arrays, f trivial), beside Numba's own call of f, with the parts
-of llad's time: building the two annotations, and autodiff with annotations built once.
+of llad's time: building the two annotations, autodiff with annotations built once, and the prepared
+Python path that serves a signature's first `hotpath.TIER_UP_CALLS` calls (docs/design.md, "The call path").
 
     python -m tools.bench.overhead [--md docs/bench/overhead.md]
 """
@@ -14,8 +15,7 @@ import timeit
 import numba
 import numpy as np
 
-import llad
-from llad import Active, Const, Duplicated, Reverse, autodiff
+from llad import Active, Const, Duplicated, Reverse, api, autodiff, hotpath
 
 from .report import git_revision, load_average
 
@@ -32,14 +32,18 @@ def _per_call(stmt, number: int = 100_000, repeat: int = 7) -> float:
 def measure() -> dict:
     x, dx, y = np.ones(4), np.zeros(4), np.ones(4)
     f(x, y)
-    autodiff(Reverse, f, Active, Duplicated(x, dx), Const(y))
+    for _ in range(hotpath.TIER_UP_CALLS + 1):     # the signature's compiled path
+        autodiff(Reverse, f, Active, Duplicated(x, dx), Const(y))
+    assert f in api._hot
     ann = (Duplicated(x, dx), Const(y))
+    args = (Active, *ann)
     return {
         "numba f(x, y)": _per_call(lambda: f(x, y)),
         "Duplicated(x, dx), Const(y) alone": _per_call(lambda: (Duplicated(x, dx), Const(y))),
         "autodiff, annotations built once": _per_call(lambda: autodiff(Reverse, f, Active, *ann)),
         "autodiff(Reverse, f, Active, Duplicated(x, dx), Const(y))":
             _per_call(lambda: autodiff(Reverse, f, Active, Duplicated(x, dx), Const(y))),
+        "the same, prepared Python path (first calls)": _per_call(lambda: api._autodiff_prepared(Reverse, f, args)),
     }
 
 
