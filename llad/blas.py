@@ -278,16 +278,23 @@ def _gesv_extent(ins: Instruction, i: int) -> tuple[str, str, str]:
 
 
 def _gesv_forward(c: ForwardContext, ins: Instruction) -> None:
-    """dX = A⁻¹ (dB - dA X), from the LU factors the call left in a; the factors' own tangent is not
-    computed (np.linalg.solve discards them): a's shadow is zeroed."""
+    """dX = A⁻¹ (dB - dA X), from the LU factors the call left in a.  np.linalg.solve discards the factors:
+    their tangent (as getrf's) is computed only where something else reads them (a derivative's tape that
+    keeps them, differentiated again), else a's shadow is zeroed."""
     o, ty = [x.text for x in ins.operands], float_type(ins.callee)
     a, b = ins.operands[2], ins.operands[5]
+    factors_read = c.active(a) and read_elsewhere(c.sweep.fn, c.sweep.act, ins, a)
     for j in c.lanes(b):
         rhs = c.shadow(b, j)              # dB: the call wrote b, not its shadow
         if c.active(a):
             c.gemm(ty, "110", "110", o[0], o[1], o[0], fconst(ty, -1.0), c.shadow(a, j), o[3], o[5], o[6],
                    fconst(ty, 1.0), rhs, o[6])
-            c.scale(ty, o[0], o[0], c.shadow(a, j), o[3], fconst(ty, 0.0))
+            if factors_read:
+                _call(c.b, "void", f"llad.blasrt.getrf_tangent.{_suffix(ty)}",
+                      [("i64", o[0]), ("i64", o[0]), ("ptr", o[2]), ("i64", o[3]), ("ptr", o[4]),
+                       ("ptr", c.shadow(a, j))])
+            else:
+                c.scale(ty, o[0], o[0], c.shadow(a, j), o[3], fconst(ty, 0.0))
         c.getrs(ty, "78", o[0], o[1], o[2], o[3], o[4], rhs, o[6])
 
 
@@ -301,8 +308,15 @@ def _gesv_reverse(c: ReverseContext, ins: Instruction) -> None:
     bbar = c.shadow(ops[5])
     c.getrs(ty, "84", n, nrhs, c.memory(ins, 2), lda, c.memory(ins, 4), bbar, ldb)
     if c.active(ops[2]):
-        c.gemm(ty, "110", "116", n, n, nrhs, fconst(ty, -1.0), bbar, ldb, c.memory(ins, 5), ldb, fconst(ty, 0.0),
-               c.shadow(ops[2]), lda)
+        # the factors' own adjoint, where something else read them (see _gesv_forward), goes back through
+        # the factorisation first; else a's shadow is overwritten
+        factors_read = read_elsewhere(c.lookup.fn, c.lookup.act, ins, ops[2])
+        if factors_read:
+            _call(c.b, "void", f"llad.blasrt.getrf_adjoint.{_suffix(ty)}",
+                  [("i64", n), ("i64", n), ("ptr", c.memory(ins, 2)), ("i64", lda), ("ptr", c.memory(ins, 4)),
+                   ("ptr", c.shadow(ops[2]))])
+        c.gemm(ty, "110", "116", n, n, nrhs, fconst(ty, -1.0), bbar, ldb, c.memory(ins, 5), ldb,
+               fconst(ty, 1.0 if factors_read else 0.0), c.shadow(ops[2]), lda)
 
 
 # getrf: operands m0 n1 a2 lda3 ipiv4: P A = L U in place (a <- L below the diagonal, U on and above it)
@@ -392,6 +406,183 @@ def _getri_reverse(c: ReverseContext, ins: Instruction) -> None:
            ("ptr", c.memory(ins, 3)), ("ptr", c.memory(ins, 1)), ("ptr", c.shadow(ops[1]))])
 
 
+# --- the BLAS/LAPACK calls of llad's own derivative code (a derivative differentiated again) ---------------
+# The rules above call SciPy's Fortran trmm, trsm, laswp and getrs (`llad_<d|s><routine>`, every argument by
+# address).  When a derivative is differentiated again (forward over reverse: Hessian-vector products), `route`
+# reads those calls' arguments from the stack slots they were spilled to and gives them llad's form:
+#   llad.blas.trmm|trsm(i8 side, i8 uplo, i8 trans, i8 diag, i64 m, i64 n, T alpha, ptr a, i64 lda, ptr b, i64 ldb)
+#   llad.blas.laswp(i64 n, ptr a, i64 lda, i64 k1, i64 k2, ptr ipiv, i64 incx)
+#   llad.blas.getrs(i8 trans, i64 n, i64 nrhs, ptr a, i64 lda, ptr ipiv, ptr b, i64 ldb)
+_UNIT_DIAG, _NON_UNIT_DIAG = ("85", "117"), ("78", "110")
+_SIDES, _UPLOS = {"76": "L", "108": "L", "82": "R", "114": "R"}, {"76": "L", "108": "L", "85": "U", "117": "U"}
+
+
+def _tr_extent(ins: Instruction, i: int) -> tuple[str, str, str]:
+    """trmm/trsm: a is m x m (side 'L') or n x n ('R'); b is m x n."""
+    o = [x.text for x in ins.operands]
+    if i == 7:
+        k = o[4] if _SIDES[o[0]] == "L" else o[5]
+        return k, k, o[8]
+    return o[4], o[5], o[10]
+
+
+def _triangle_forward(c: ForwardContext, ins: Instruction, solve: bool) -> None:
+    """trmm, B <- alpha op(A) B: dB <- alpha op(A) dB + alpha op(dA) B0.  trsm, X = alpha op(A)^-1 B0:
+    dX = op(A)^-1 (alpha dB - op(dA) X).  (Side 'R' multiplies from the right.)  dA is the triangle the
+    routine reads, without the diagonal when it is unit: trmm with the unit flag adds I op(...) = B, which is
+    subtracted again.  B0 is the copy `before` made of b."""
+    o, ty = [x.text for x in ins.operands], float_type(ins.callee)
+    side, uplo, trans, diag, m, n, alpha, a, lda, bmat, ldb = o
+    unit = diag in _UNIT_DIAG
+    one, minus = fconst(ty, 1.0), fconst(ty, -1.0)
+    b0 = c.before.get(9)
+    nbytes = _nbytes(c.b, blas_rule(ins.callee), ins, 9)
+    for j in c.lanes(ins.operands[9]):
+        db = c.shadow(ins.operands[9], j)
+        if not solve:
+            c.triangular("trmm", ty, side, uplo, trans, diag, m, n, alpha, a, lda, db, ldb)
+        if c.active(ins.operands[7]):
+            # t = op(dA) B0 (trmm), or op(dA) X (trsm: X is b after the call)
+            src = bmat if solve else b0
+            t = _call(c.b, "ptr", "llad.blasrt.rawcopy", [("ptr", src), ("i64", nbytes)])
+            c.triangular("trmm", ty, side, uplo, trans, diag, m, n, one if solve else alpha,
+                         c.shadow(ins.operands[7], j), lda, t, ldb)
+            if unit:
+                c.axpym(ty, m, n, minus if solve else c.b.fmul(ty, alpha, minus), src, t, ldb)
+            if solve:
+                c.scale(ty, m, n, db, ldb, alpha)
+            c.axpym(ty, m, n, minus if solve else one, t, db, ldb)
+            c.b.call("void", "free", [("ptr", t)])
+        elif solve:
+            c.scale(ty, m, n, db, ldb, alpha)
+        if solve:
+            c.triangular("trsm", ty, side, uplo, trans, diag, m, n, one, a, lda, db, ldb)
+    if b0 is not None:
+        c.b.call("void", "free", [("ptr", b0)])
+
+
+def _trmm_forward(c: ForwardContext, ins: Instruction) -> None:
+    _triangle_forward(c, ins, solve=False)
+
+
+def _trsm_forward(c: ForwardContext, ins: Instruction) -> None:
+    _triangle_forward(c, ins, solve=True)
+
+
+def _flip(trans: str) -> str:
+    return _N if _TRANS[trans] else _T
+
+
+def _triangle_reverse(c: ReverseContext, ins: Instruction, solve: bool) -> None:
+    """trmm, B1 = alpha op(A) B0: Ā += alpha tri(B̄ B0ᵀ) (op 'T': tri(B0 B̄ᵀ)), then B̄ <- alpha op(A)ᵀ B̄.
+    trsm, X = alpha op(A)^-1 B0: G = op(A)^-ᵀ X̄, Ā += -tri(G Xᵀ) (op 'T': -tri(X Gᵀ)), then B̄ = alpha G.
+    Side 'R' mirrors both; tri keeps the triangle the routine reads, without a unit diagonal."""
+    ty, ops = float_type(ins.callee), ins.operands
+    if not c.active(ops[9]):
+        return
+    o = [x.text for x in ops]
+    side, uplo, trans, diag = o[0], o[1], o[2], o[3]
+    m, n, alpha, lda, ldb = (c.value(ops[i]) for i in (4, 5, 6, 8, 10))
+    bbar, a = c.shadow(ops[9]), c.memory(ins, 7)
+    left, transposed = _SIDES[side] == "L", _TRANS[trans]
+    one, minus, zero = fconst(ty, 1.0), fconst(ty, -1.0), fconst(ty, 0.0)
+    if solve:
+        c.triangular("trsm", ty, side, uplo, _flip(trans), diag, m, n, one, a, lda, bbar, ldb)     # G
+    if c.active(ops[7]):
+        other = c.memory(ins, 9) if solve else c.memory(ins, 9, before=True)        # X, or B0
+        k, inner = (m, n) if left else (n, m)
+        first, second = (bbar, other) if left != transposed else (other, bbar)
+        tmp = c.b.call("ptr", "malloc", [("i64", c.b.op("mul", "i64", c.b.op("mul", "i64", lda, k),
+                                                               str(_ELEMENT_BYTES[ty])))])
+        if left:
+            c.gemm(ty, _N, _T, k, k, inner, minus if solve else alpha, first, ldb, second, ldb, zero, tmp, lda)
+        else:
+            c.gemm(ty, _T, _N, k, k, inner, minus if solve else alpha, first, ldb, second, ldb, zero, tmp, lda)
+        _call(c.b, "void", f"llad.blasrt.triadd.{_suffix(ty)}",
+              [("i64", k), ("ptr", tmp), ("ptr", c.shadow(ops[7])), ("i64", lda),
+               ("i1", "true" if _UPLOS[uplo] == "U" else "false"), ("i1", "true" if diag in _UNIT_DIAG else "false")])
+        c.b.call("void", "free", [("ptr", tmp)])
+    if solve:
+        c.scale(ty, m, n, bbar, ldb, alpha)
+    else:
+        c.triangular("trmm", ty, side, uplo, _flip(trans), diag, m, n, alpha, a, lda, bbar, ldb)
+
+
+def _trmm_reverse(c: ReverseContext, ins: Instruction) -> None:
+    _triangle_reverse(c, ins, solve=False)
+
+
+def _trsm_reverse(c: ReverseContext, ins: Instruction) -> None:
+    _triangle_reverse(c, ins, solve=True)
+
+
+def _laswp_extent(ins: Instruction, i: int) -> tuple[str, str, str]:
+    """laswp: a is lda x n (the rows it swaps are below k2 <= lda); ipiv has k2 entries."""
+    o = [x.text for x in ins.operands]
+    return (o[2], o[0], o[2]) if i == 1 else (o[4], "1", o[4])
+
+
+def _laswp_forward(c: ForwardContext, ins: Instruction) -> None:
+    """The same row interchanges on dA (laswp is linear in A)."""
+    o, ty = [x.text for x in ins.operands], float_type(ins.callee)
+    for j in c.lanes(ins.operands[1]):
+        c.laswp(ty, o[0], c.shadow(ins.operands[1], j), o[2], o[3], o[4], o[5], o[6])
+
+
+def _laswp_reverse(c: ReverseContext, ins: Instruction) -> None:
+    """The interchanges undone on the adjoint: the same pivots in the opposite order."""
+    ty, ops = float_type(ins.callee), ins.operands
+    if not c.active(ops[1]):
+        return
+    n, lda, k1, k2, incx = (c.value(ops[i]) for i in (0, 2, 3, 4, 6))
+    c.laswp(ty, n, c.shadow(ops[1]), lda, k1, k2, c.memory(ins, 5), c.b.op("sub", "i64", "0", incx))
+
+
+def _getrs_extent(ins: Instruction, i: int) -> tuple[str, str, str]:
+    o = [x.text for x in ins.operands]
+    if i == 3:
+        return o[1], o[1], o[4]
+    if i == 5:
+        return o[1], "1", o[1]
+    return o[1], o[2], o[7]
+
+
+def _getrs_forward(c: ForwardContext, ins: Instruction) -> None:
+    """X = op(M)^-1 B with M = P L U from the packed factors: dX = op(M)^-1 (dB - op(dM) X), dM = P (dL U + L dU)
+    with dL, dU read from the factors' tangent (llad.blasrt.getrs_dm)."""
+    o, ty = [x.text for x in ins.operands], float_type(ins.callee)
+    trans, n, nrhs, lu, lda, ipiv, x, ldb = o
+    a = ins.operands[3]
+    for j in c.lanes(ins.operands[6]):
+        db = c.shadow(ins.operands[6], j)
+        if c.active(a):
+            _call(c.b, "void", f"llad.blasrt.getrs_dm.{_suffix(ty)}",
+                  [("i8", trans), ("i64", n), ("i64", nrhs), ("ptr", lu), ("i64", lda), ("ptr", ipiv),
+                   ("ptr", c.shadow(a, j)), ("ptr", x), ("i64", ldb), ("ptr", db)])
+        c.getrs(ty, trans, n, nrhs, lu, lda, ipiv, db, ldb)
+
+
+def _getrs_reverse(c: ReverseContext, ins: Instruction) -> None:
+    """X = op(M)^-1 B0: B̄ = G = op(M)^-ᵀ X̄ (getrs with the other op, in place); M̄ = -G Xᵀ ('T': -X Gᵀ),
+    and from it the packed factors' adjoint (llad.blasrt.lu_adjoint, as getri's rule)."""
+    ty, ops = float_type(ins.callee), ins.operands
+    if not c.active(ops[6]):
+        return
+    trans = ops[0].text
+    n, nrhs, lda, ldb = (c.value(ops[i]) for i in (1, 2, 4, 7))
+    lu, ipiv, bbar = c.memory(ins, 3), c.memory(ins, 5), c.shadow(ops[6])
+    c.getrs(ty, _flip(trans), n, nrhs, lu, lda, ipiv, bbar, ldb)
+    if c.active(ops[3]):
+        x = c.memory(ins, 6)
+        first, second = (x, bbar) if _TRANS[trans] else (bbar, x)
+        tmp = c.b.call("ptr", "malloc", [("i64", c.b.op("mul", "i64", c.b.op("mul", "i64", lda, n),
+                                                               str(_ELEMENT_BYTES[ty])))])
+        c.gemm(ty, _N, _T, n, n, nrhs, fconst(ty, -1.0), first, ldb, second, ldb, fconst(ty, 0.0), tmp, lda)
+        _call(c.b, "void", f"llad.blasrt.lu_adjoint.{_suffix(ty)}",
+              [("i64", n), ("ptr", lu), ("i64", lda), ("ptr", ipiv), ("ptr", tmp), ("ptr", c.shadow(ops[3]))])
+        c.b.call("void", "free", [("ptr", tmp)])
+
+
 BLAS_RULES: dict[str, BlasRule] = {
     "gemm": BlasRule("gemm", (6, 8), 11, (5, 10), _gemm_forward, _gemm_reverse, _gemm_extent),
     "gemv": BlasRule("gemv", (4, 6), 8, (3, 7), _gemv_forward, _gemv_reverse, _gemv_extent),
@@ -404,6 +595,13 @@ BLAS_RULES: dict[str, BlasRule] = {
     "potrf": BlasRule("potrf", (2,), 2, (), _potrf_forward, _potrf_reverse, _potrf_extent),
     "gesv": BlasRule("gesv", (2, 5), 5, (), _gesv_forward, _gesv_reverse, _gesv_extent, clobbers=(2, 4),
                      saved=(2, 4, 5), integers=(4,)),
+    "trmm": BlasRule("trmm", (7, 9), 9, (6,), _trmm_forward, _trmm_reverse, _tr_extent, saved=(7,),
+                     saved_before=(9,)),
+    "trsm": BlasRule("trsm", (7, 9), 9, (6,), _trsm_forward, _trsm_reverse, _tr_extent, saved=(7, 9)),
+    "laswp": BlasRule("laswp", (1, 5), 1, (), _laswp_forward, _laswp_reverse, _laswp_extent, saved=(5,),
+                      integers=(5,)),
+    "getrs": BlasRule("getrs", (3, 5, 6), 6, (), _getrs_forward, _getrs_reverse, _getrs_extent, saved=(3, 5, 6),
+                      integers=(5,)),
 }
 
 
@@ -433,6 +631,21 @@ class _Calls:
         _call(self.b, "void", f"llad.blasrt.getrs.{_suffix(ty)}",
               [("i8", trans), ("i64", n), ("i64", nrhs), ("ptr", lu), ("i64", lda), ("ptr", ipiv), ("ptr", b),
                ("i64", ldb)])
+
+    def triangular(self, routine, ty, side, uplo, trans, diag, m, n, alpha, a, lda, b_, ldb) -> None:
+        """b <- alpha op(A) b (trmm) or alpha op(A)^-1 b (trsm), b on the right for side 'R'."""
+        _call(self.b, "void", f"llad.blasrt.{routine}.{_suffix(ty)}",
+              [("i8", side), ("i8", uplo), ("i8", trans), ("i8", diag), ("i64", m), ("i64", n), (ty, alpha), ("ptr", a),
+               ("i64", lda), ("ptr", b_), ("i64", ldb)])
+
+    def laswp(self, ty, n, a, lda, k1, k2, ipiv, incx) -> None:
+        _call(self.b, "void", f"llad.blasrt.laswp.{_suffix(ty)}",
+              [("i64", n), ("ptr", a), ("i64", lda), ("i64", k1), ("i64", k2), ("ptr", ipiv), ("i64", incx)])
+
+    def axpym(self, ty, rows, cols, alpha, x, y, ld) -> None:
+        """y[:rows, :cols] += alpha x[:rows, :cols], both with leading dimension ld (nothing when y is null)."""
+        _call(self.b, "void", f"llad.blasrt.axpym.{_suffix(ty)}",
+              [("i64", rows), ("i64", cols), (ty, alpha), ("ptr", x), ("ptr", y), ("i64", ld)])
 
     def scale(self, ty, rows, cols, c, ldc, beta) -> None:
         """c[:rows, :cols] *= beta (set to zero when beta is 0, whatever c held), skipped when beta is 1."""
@@ -469,6 +682,7 @@ class ForwardContext(_Calls):
     def lanes(self, out: Operand | None) -> range:
         return range(self.sweep.k) if out is None or self.active(out) else range(0)
 
+
     def shadow(self, op: Operand, j: int) -> str | None:
         return self.sweep.shadow(op, j, self.ins) if self.active(op) else None
 
@@ -489,6 +703,7 @@ class ReverseContext(_Calls):
     def __init__(self, visitor, ins: Instruction):
         self.visitor, self.lookup, self.b, self.ins = visitor, visitor.lookup, visitor.b, ins
         self.copies: list[str] = []
+        self.memories: dict[tuple[int, bool], str] = {}
 
     def active(self, op: Operand) -> bool:
         act = self.lookup.act
@@ -509,13 +724,37 @@ class ReverseContext(_Calls):
         op = ins.operands[i]
         if unchanged(self.lookup.facts, op):
             return self.value(op)
-        mi = self.lookup.tape.load(self.b, copy_name(ins, i, before), "ptr", ins.block.name, self.lookup.block.name)
-        self.copies.append(mi)
-        return self.b.call("ptr", "NRT_MemInfo_data_fast", [("ptr", mi)])
+        if (i, before) not in self.memories:      # each kept copy loaded (and released) once per rule
+            mi = self.lookup.tape.load(self.b, copy_name(ins, i, before), "ptr", ins.block.name, self.lookup.block.name)
+            self.copies.append(mi)
+            self.memories[i, before] = self.b.call("ptr", "NRT_MemInfo_data_fast", [("ptr", mi)])
+        return self.memories[i, before]
 
     def release(self) -> None:
         for mi in self.copies:
             self.b.call("void", "NRT_decref", [("ptr", mi)])
+
+
+def read_elsewhere(fn: Function, act, call: Instruction, op: Operand) -> bool:
+    """Whether any instruction but `call` may read the memory of `op` (a load, or a call touching it other
+    than a reference count or a free)."""
+    from .ir.callees import CallKind, classify, touched_operands
+    mine = act.roots.get(op.name, frozenset()) if op.is_local else frozenset()
+    if not mine:
+        return True
+
+    def reaches(p: Operand) -> bool:
+        return p.is_local and bool(act.roots.get(p.name, frozenset()) & mine)
+    for block in fn.blocks:
+        for ins in block.instructions:
+            if ins is call:
+                continue
+            if ins.opcode == "load" and reaches(ins.operands[0]):
+                return True
+            if ins.opcode == "call" and classify(ins.callee) not in (CallKind.REFCOUNT, CallKind.FREE) and \
+                    any(reaches(p) for p in touched_operands(ins)):
+                return True
+    return False
 
 
 def unchanged(facts, op: Operand) -> bool:
@@ -544,10 +783,15 @@ def forward(sweep, ins: Instruction, copies: dict | None = None) -> None:
     blas_rule(ins.callee).forward(ForwardContext(sweep, ins, copies), ins)
 
 
-def _copy_memory(b: Builder, rule: BlasRule, ins: Instruction, i: int, helper: str, name: str | None = None) -> str:
+def _nbytes(b: Builder, rule: BlasRule, ins: Instruction, i: int) -> str:
+    """The bytes operand i's matrix spans."""
     rows, cols, ld = rule.extent(ins, i)
     elements = _call(b, "i64", "llad.blasrt.extent", [("i64", rows), ("i64", cols), ("i64", ld)])
-    nbytes = b.op("mul", "i64", elements, str(rule.element_bytes(ins.callee, i)))
+    return b.op("mul", "i64", elements, str(rule.element_bytes(ins.callee, i)))
+
+
+def _copy_memory(b: Builder, rule: BlasRule, ins: Instruction, i: int, helper: str, name: str | None = None) -> str:
+    nbytes = _nbytes(b, rule, ins, i)
     _ensure(b.module, helper)
     return b.call("ptr", helper, [("ptr", ins.operands[i].text), ("i64", nbytes)], name=name)
 
@@ -599,11 +843,13 @@ def route(fn: Function, location) -> None:
     changed, slots = False, set()
     for block in fn.blocks:
         for ins in list(block.instructions):
-            routine = _NUMBA.get(ins.callee) if ins.opcode == "call" else None
-            if routine is None or ins.operands[0].text not in _KINDS:
-                continue
-            ty = _KINDS[ins.operands[0].text]
-            new = _ROUTERS[routine](ins, ty)
+            if ins.opcode == "call" and ins.callee in _FORTRAN_CALLEES:
+                new = _route_fortran(ins, *_FORTRAN_CALLEES[ins.callee])
+            else:
+                routine = _NUMBA.get(ins.callee) if ins.opcode == "call" else None
+                if routine is None or ins.operands[0].text not in _KINDS:
+                    continue
+                new = _ROUTERS[routine](ins, _KINDS[ins.operands[0].text])
             if new is None:
                 continue
             at = block.instructions.index(ins)
@@ -697,6 +943,45 @@ _ROUTERS = {"gemm": _route_gemm, "gemv": _route_gemv, "dot": _route_dot, "nrm2":
             "getrf": _route_gesv, "potrf": _route_potrf, "getri": _route_getri}
 
 
+# SciPy's Fortran routines as llad's own derivative code calls them (`_fortran`): each argument's kind
+# (c a character, i an integer, f a float, p a pointer) in order; getrs's `info` is dropped from llad's form
+_FORTRAN_ARGS = {
+    "trmm": "cccciifpipi", "trsm": "cccciifpipi", "laswp": "ipiiipi", "getrs": "ciipippip",
+}
+_FORTRAN_CALLEES = {f"llad_{p}{r}": (r, ty) for r in _FORTRAN_ARGS for p, ty in (("d", "double"), ("s", "float"))}
+_CHARS = {"trmm": (_SIDES, _UPLOS, _TRANS, {**dict.fromkeys(_UNIT_DIAG), **dict.fromkeys(_NON_UNIT_DIAG)})}
+_CHARS["trsm"] = _CHARS["trmm"]
+_CHARS["getrs"] = (_TRANS,)
+
+
+def _route_fortran(ins: Instruction, routine: str, ty: str) -> list[Instruction] | None:
+    """`call @llad_dtrmm(ptr side, ...)`, each argument but the arrays spilled to a stack slot just before:
+    the stored values, integers widened to i64, as llad's form; None (refused where a derivative reaches
+    it) when a value is not found or a character is not a constant llad knows."""
+    new, args, chars = [], [], iter(_CHARS.get(routine, ()))
+    for kind, op in zip(_FORTRAN_ARGS[routine], ins.operands):
+        if kind == "p":
+            args.append(Operand("ptr", op.text))
+            continue
+        want = {"c": "i8", "i": "i32", "f": ty}[kind]
+        v = _scalar(ins, op, want)
+        if v is None:
+            return None
+        if kind == "c" and v.text not in next(chars):
+            return None
+        if kind == "i":
+            if v.is_local:
+                new.append(Instruction("sext", f"{op.name}.i64", "i64", [Operand("i32", v.text)]))
+                v = Operand("i64", ref(f"{op.name}.i64"))
+            else:
+                v = Operand("i64", v.text)
+        args.append(Operand(v.type, v.text))
+    if routine == "getrs":
+        args = args[:8]                        # without info
+    status = f"{ins.operands[0].name}.status"
+    return new + [Instruction("call", status, "i32", args, callee=f"llad.blas.{routine}.{_suffix(ty)}")]
+
+
 _VALUE_ROUTINES = ("llad.blas.dot.", "llad.blas.nrm2.")     # routines llad's form gives a value result
 
 
@@ -775,7 +1060,16 @@ def _params(routine: str, ty: str) -> list[tuple[str, str]]:
         "getrf": [("i64", "m"), ("i64", "n"), ("ptr", "a"), ("i64", "lda"), ("ptr", "ipiv")],
         "getrs": [("i8", "trans"), ("i64", "n"), ("i64", "nrhs"), ("ptr", "a"), ("i64", "lda"), ("ptr", "ipiv"),
                   ("ptr", "b"), ("i64", "ldb")],
+        "trmm": _TRIANGULAR_PARAMS(ty),
+        "trsm": _TRIANGULAR_PARAMS(ty),
+        "laswp": [("i64", "n"), ("ptr", "a"), ("i64", "lda"), ("i64", "k1"), ("i64", "k2"), ("ptr", "ipiv"),
+                  ("i64", "incx")],
     }[routine]
+
+
+def _TRIANGULAR_PARAMS(ty: str) -> list[tuple[str, str]]:   # noqa: N802 - a table entry
+    return [("i8", "side"), ("i8", "uplo"), ("i8", "trans"), ("i8", "diag"), ("i64", "m"), ("i64", "n"),
+            (ty, "alpha"), ("ptr", "a"), ("i64", "lda"), ("ptr", "b"), ("i64", "ldb")]
 
 
 def _define_routine(module: Module, routine: str, ty: str) -> None:
@@ -785,6 +1079,13 @@ def _define_routine(module: Module, routine: str, ty: str) -> None:
     ret = ty if routine in ("dot", "nrm2") else "i32"
     b = new_function(f"llad.blas.{routine}.{_suffix(ty)}", ret, params, module, attributes="alwaysinline",
                      linkage="internal")
+    if routine in _FORTRAN_ARGS:                 # SciPy's Fortran routine, every argument by address
+        args = [(kind, f"%{name}") for kind, (_, name) in zip(_FORTRAN_ARGS[routine], params)]
+        if routine == "getrs":
+            args.append(("p", b.alloca("i32")))
+        _fortran(b, routine, ty, args)
+        b.ret("i32", "0")
+        return
     kind = ("i8", "100" if ty == "double" else "115")
     args = [(t, f"%{n}") for t, n in params]
     if ret == ty:
@@ -1119,12 +1420,142 @@ def _define_fill(module: Module, ty: str) -> None:
     _square_loop(b, ty, lambda i, j, p: b.store(ty, "%v", p), rows="%m")
 
 
-def _square_loop(b: Builder, ty: str, body, target: str = "%s", rows: str = "%n") -> None:
+def _define_triadd(module: Module, ty: str) -> None:
+    """llad.blasrt.triadd(n, x, s, lda, upper, strict): s += x on the lower (upper) triangle, without the
+    diagonal when strict (n x n, leading dimension lda; nothing when s is null)."""
+    params = [("i64", "n"), ("ptr", "x"), ("ptr", "s"), ("i64", "lda"), ("i1", "upper"), ("i1", "strict")]
+    b = new_function(f"llad.blasrt.triadd.{_suffix(ty)}", "void", params, module, attributes="alwaysinline",
+                     linkage="internal")
+    b.cbr(b.icmp("ne", "ptr", "%s", "null"), "work", "skip")
+    b.new_block("skip")
+    b.ret()
+    b.new_block("work")
+
+    def body(i, j, p):
+        inside = b.select("%strict", "i1", _in_triangle(b, i, j, "%upper", True),
+                          _in_triangle(b, i, j, "%upper", False))
+        q = b.gep(ty, "%x", [("i64", b.op("add", "i64", i, b.op("mul", "i64", j, "%lda")))])
+        old = b.load(ty, p)
+        b.store(ty, b.select(inside, ty, b.op("fadd", ty, old, b.load(ty, q)), old), p)
+    _square_loop(b, ty, body, first="work")
+
+
+def _define_lu_adjoint(module: Module, ty: str) -> None:
+    """llad.blasrt.lu_adjoint(n, lu, lda, ipiv, g, s): s += the packed factors' adjoint from G, the adjoint of
+    M = P L U: L̄ = tril₋(P G Uᵀ), Ū = triu(Lᵀ P G) (P G: the interchanges applied to G, which is overwritten);
+    nothing when s is null."""
+    params = [("i64", "n"), ("ptr", "lu"), ("i64", "lda"), ("ptr", "ipiv"), ("ptr", "g"), ("ptr", "s")]
+    sx = _suffix(ty)
+    b = new_function(f"llad.blasrt.lu_adjoint.{sx}", "void", params, module, attributes="alwaysinline",
+                     linkage="internal")
+    n, lu, lda, g = "%n", "%lu", "%lda", "%g"
+    b.cbr(b.op("and", "i1", b.icmp("ne", "ptr", "%s", "null"), b.icmp("sgt", "i64", n, "0")), "work", "done")
+    b.new_block("work")
+    nbytes = b.op("mul", "i64", b.op("mul", "i64", lda, n), str(_ELEMENT_BYTES[ty]))
+    t = _call(b, "ptr", "llad.blasrt.rawcopy", [("ptr", g), ("i64", nbytes)])
+    mask = f"llad.blasrt.mask.{sx}"
+    _fortran(b, "laswp", ty, [("i", n), ("p", t), ("i", lda), ("i", "1"), ("i", n), ("p", "%ipiv"), ("i", "1")])
+    b.call("void", "llvm.memcpy.p0.p0.i64", [("ptr", g), ("ptr", t), ("i64", nbytes), ("i1", "false")])   # P G
+    _tri(b, ty, _R, _U, _T, _N, "trmm", n, lu, lda, t)                                  # P G Uᵀ
+    _call(b, "void", mask, [("i64", n), ("ptr", t), ("i64", lda), ("i1", "true")])        # L̄
+    _tri(b, ty, _L, _L, _T, _UNIT, "trmm", n, lu, lda, g)                               # Lᵀ P G
+    _call(b, "void", mask, [("i64", n), ("ptr", g), ("i64", lda), ("i1", "false")])       # Ū
+    _call(b, "void", f"llad.blasrt.addto.{sx}", [("i64", n), ("ptr", t), ("ptr", "%s"), ("i64", lda)])
+    _call(b, "void", f"llad.blasrt.addto.{sx}", [("i64", n), ("ptr", g), ("ptr", "%s"), ("i64", lda)])
+    b.call("void", "free", [("ptr", t)])
+    b.br("done")
+    b.new_block("done")
+    b.ret()
+
+
+def _define_axpym(module: Module, ty: str) -> None:
+    """llad.blasrt.axpym(m, n, a, x, s, lda): s += a x (m x n, leading dimension lda; nothing when s is null)."""
+    params = [("i64", "m"), ("i64", "n"), (ty, "a"), ("ptr", "x"), ("ptr", "s"), ("i64", "lda")]
+    b = new_function(f"llad.blasrt.axpym.{_suffix(ty)}", "void", params, module, attributes="alwaysinline",
+                     linkage="internal")
+    b.cbr(b.icmp("ne", "ptr", "%s", "null"), "work", "skip")
+    b.new_block("skip")
+    b.ret()
+    b.new_block("work")
+
+    def body(i, j, p):
+        q = b.gep(ty, "%x", [("i64", b.op("add", "i64", i, b.op("mul", "i64", j, "%lda")))])
+        b.store(ty, b.op("fadd", ty, b.load(ty, p), b.op("fmul", ty, "%a", b.load(ty, q))), p)
+    _square_loop(b, ty, body, rows="%m", first="work")
+
+
+def _define_getrs_dm(module: Module, ty: str) -> None:
+    """llad.blasrt.getrs_dm(trans, n, nrhs, lu, lda, ipiv, dlu, x, ldb, out): out -= op(dM) X, where M = P L U
+    is packed in lu and dM = P (dL U + L dU) with dL (strict lower, unit diagonal's tangent 0) and dU (upper)
+    packed in dlu; X is n x nrhs.  'N': P (dL (U X) + L (dU X)); 'T': (Uᵀ dLᵀ + dUᵀ Lᵀ) Pᵀ X."""
+    params = [("i8", "trans"), ("i64", "n"), ("i64", "nrhs"), ("ptr", "lu"), ("i64", "lda"), ("ptr", "ipiv"),
+              ("ptr", "dlu"), ("ptr", "x"), ("i64", "ldb"), ("ptr", "out")]
+    sx = _suffix(ty)
+    b = new_function(f"llad.blasrt.getrs_dm.{sx}", "void", params, module, attributes="alwaysinline",
+                     linkage="internal")
+    n, nrhs, lu, lda, dlu, ldb = "%n", "%nrhs", "%lu", "%lda", "%dlu", "%ldb"
+    ok = b.op("and", "i1", b.icmp("ne", "ptr", "%out", "null"), b.icmp("ne", "ptr", dlu, "null"))
+    ok = b.op("and", "i1", ok, b.op("and", "i1", b.icmp("sgt", "i64", n, "0"), b.icmp("sgt", "i64", nrhs, "0")))
+    b.cbr(ok, "work", "done")
+    b.new_block("work")
+    extent = _call(b, "i64", "llad.blasrt.extent", [("i64", n), ("i64", nrhs), ("i64", ldb)])
+    nbytes = b.op("mul", "i64", extent, str(_ELEMENT_BYTES[ty]))
+    one, minus = fconst(ty, 1.0), fconst(ty, -1.0)
+
+    def copy(src):
+        return _call(b, "ptr", "llad.blasrt.rawcopy", [("ptr", src), ("i64", nbytes)])
+
+    def tr(uplo, trans, diag, a, t):
+        _fortran(b, "trmm", ty, [("c", _L), ("c", uplo), ("c", trans), ("c", diag), ("i", n), ("i", nrhs),
+                                 ("f", one), ("p", a), ("i", lda), ("p", t), ("i", ldb)])
+
+    def swap(t, incx):
+        _fortran(b, "laswp", ty, [("i", nrhs), ("p", t), ("i", ldb), ("i", "1"), ("i", n), ("p", "%ipiv"),
+                                  ("i", incx)])
+
+    def axpym(a, x, y):
+        _call(b, "void", f"llad.blasrt.axpym.{sx}", [("i64", n), ("i64", nrhs), (ty, a), ("ptr", x), ("ptr", y),
+                                                    ("i64", ldb)])
+    transposed = b.icmp("eq", "i8", "%trans", _T)
+    b.cbr(b.op("or", "i1", transposed, b.icmp("eq", "i8", "%trans", "116")), "op_t", "op_n")
+    for which in ("op_n", "op_t"):
+        b.new_block(which)
+        if which == "op_n":
+            y = copy("%x")
+            tr(_U, _N, _N, lu, y)                       # y = U X
+            z = copy(y)
+            tr(_L, _N, _UNIT, dlu, z)                   # z = (dL + I) U X
+            axpym(minus, y, z)                          # z = dL U X
+            b.call("void", "llvm.memcpy.p0.p0.i64", [("ptr", y), ("ptr", "%x"), ("i64", nbytes), ("i1", "false")])
+            tr(_U, _N, _N, dlu, y)                      # y = dU X
+            tr(_L, _N, _UNIT, lu, y)                    # y = L dU X
+            axpym(one, y, z)                            # z = (dL U + L dU) X
+            swap(z, "-1")                               # z = P z
+        else:
+            w = copy("%x")
+            swap(w, "1")                                # w = Pᵀ X
+            z = copy(w)
+            tr(_L, _T, _UNIT, dlu, z)                   # z = (dL + I)ᵀ w
+            axpym(minus, w, z)                          # z = dLᵀ w
+            tr(_U, _T, _N, lu, z)                       # z = Uᵀ dLᵀ w
+            y = w
+            tr(_L, _T, _UNIT, lu, y)                    # y = Lᵀ w
+            tr(_U, _T, _N, dlu, y)                      # y = dUᵀ Lᵀ w
+            axpym(one, y, z)
+        axpym(minus, z, "%out")
+        b.call("void", "free", [("ptr", y)])
+        b.call("void", "free", [("ptr", z)])
+        b.br("done")
+    b.new_block("done")
+    b.ret()
+
+
+def _square_loop(b: Builder, ty: str, body, target: str = "%s", rows: str = "%n", first: str = "entry") -> None:
     """for j < n, i < rows: body(i, j, &target[i + j lda]); then return."""
     ok = b.op("and", "i1", b.icmp("sgt", "i64", rows, "0"), b.icmp("sgt", "i64", "%n", "0"))
     b.cbr(ok, "col", "done")
     b.new_block("col")
-    j = b.phi("i64", [("0", "entry"), ("%j1", "next")], name="%j")
+    j = b.phi("i64", [("0", first), ("%j1", "next")], name="%j")
     b.br("row")
     b.new_block("row")
     i = b.phi("i64", [("0", "col"), ("%i1", "row")], name="%i")
@@ -1270,7 +1701,11 @@ _DEFINITIONS: dict[str, Callable[[Module], None]] = {
     **{f"llad.blas.{r}.{_suffix(t)}": (lambda m, r=r, t=t: _define_routine(m, r, t))
        for r in BLAS_RULES for t in ("double", "float")},
     **{f"llad.blasrt.{r}.{_suffix(t)}": (lambda m, r=r, t=t: _define_guarded(m, r, t))
-       for r in ("gemm", "gemv", "dot") for t in ("double", "float")},
+       for r in ("gemm", "gemv", "dot", "trmm", "trsm", "laswp") for t in ("double", "float")},
+    **{f"llad.blasrt.getrs_dm.{_suffix(t)}": (lambda m, t=t: _define_getrs_dm(m, t)) for t in ("double", "float")},
+    **{f"llad.blasrt.axpym.{_suffix(t)}": (lambda m, t=t: _define_axpym(m, t)) for t in ("double", "float")},
+    **{f"llad.blasrt.triadd.{_suffix(t)}": (lambda m, t=t: _define_triadd(m, t)) for t in ("double", "float")},
+    **{f"llad.blasrt.lu_adjoint.{_suffix(t)}": (lambda m, t=t: _define_lu_adjoint(m, t)) for t in ("double", "float")},
     **{f"llad.blasrt.getrs.{_suffix(t)}": (lambda m, t=t: _define_getrs(m, t)) for t in ("double", "float")},
     **{f"llad.blasrt.getrf_{w}.{_suffix(t)}": (lambda m, t=t, a=(w == "adjoint"): _getrf_helper(m, t, a))
        for w in ("tangent", "adjoint") for t in ("double", "float")},

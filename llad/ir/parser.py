@@ -277,7 +277,24 @@ def _parse_extractvalue(ins: Instruction, rest: str) -> None:
     parts = split_top(rest)
     ins.operands = [parse_operand(parts[0])]
     ins.indices = tuple(int(p) for p in parts[1:])
-    ins.type = "?"
+    ins.type = member_type(ins.operands[0].type, ins.indices)
+
+
+def member_type(aggregate: str, indices: tuple[int, ...]) -> str:
+    """The type of the member of a literal struct or array type at `indices` ("?" for anything else: a
+    named type, which nothing that needs the type reads)."""
+    ty = aggregate.strip()
+    for i in indices:
+        if ty.startswith("{") and ty.endswith("}"):
+            members = split_top(ty[1:-1])
+            if i >= len(members):
+                return "?"
+            ty = members[i]
+        elif ty.startswith("[") and ty.endswith("]") and " x " in ty:
+            ty = ty[1:-1].split(" x ", 1)[1].strip()
+        else:
+            return "?"
+    return ty
 
 
 def _parse_insertvalue(ins: Instruction, rest: str) -> None:

@@ -54,3 +54,36 @@ def test_an_input_written_later_is_copied_for_the_reverse_sweep(filecheck):
         CHECK: call void @NRT_decref(
         CHECK: {{^}}}
     """)
+
+
+@numba.njit
+def solve_cubed(A, b):
+    return np.sum(np.linalg.solve(A, b) ** 3)
+
+
+@numba.njit
+def solve_gradient(A, gA, b):
+    llad.autodiff(llad.Reverse, solve_cubed, llad.Active, llad.Duplicated(A, gA), llad.Const(b))
+
+
+def test_the_factors_of_a_solve_get_a_tangent_only_where_something_reads_them(filecheck):
+    """np.linalg.solve discards gesv's LU factors: plain forward mode leaves their tangent alone; forward
+    over reverse, where the gradient's tape keeps the factors for its getrs, differentiates them (getrf's
+    tangent) and routes the gradient's own LAPACK calls (getrs) into llad's form."""
+    r = _rng(6)
+    A, b = r.random((3, 3)) + 3 * np.eye(3), r.random(3)
+    plain = llad.dump(llad.Forward, solve_cubed, llad.Duplicated(A, np.ones_like(A)), llad.Const(b), depth="deriv")
+    checks = """
+        CHECK-LABEL: define i32 @"llad.fwd.{{[0-9a-f]+}}"(
+        CHECK: call i32 @llad.blas.gesv.f64(
+        CHECK-ABSENT: call void @llad.blasrt.getrf_tangent.f64(
+        CHECK: call void @llad.blasrt.getrs.f64(i8 78,
+        NESTED
+        CHECK: {{^}}}
+    """
+    filecheck(plain, checks.replace("ABSENT", "NOT").replace("NESTED", ""))
+    nested = llad.dump(llad.Forward, solve_gradient, llad.Duplicated(A, np.ones_like(A)),
+                       llad.Duplicated(np.zeros_like(A), np.zeros_like(A)), llad.Const(b), depth="deriv")
+    routed = "CHECK: call i32 @llad.blas.getrs.f64(i8 84,"
+    filecheck(nested, checks.replace("CHECK-ABSENT", "CHECK").replace("NESTED", routed))
+
