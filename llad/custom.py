@@ -180,6 +180,11 @@ def callees() -> dict:
 _entries: dict = {}             # decorated dispatcher -> an @njit function that calls it
 
 
+def has_rule(dispatcher) -> bool:
+    with _lock:
+        return dispatcher in _rules
+
+
 def entry_for(dispatcher):
     """What llad differentiates when f itself is decorated: a function that calls f (so the call, and
     with it the rule, is what gets differentiated); f itself otherwise."""

@@ -129,12 +129,9 @@ def as_dispatcher(f):
         if f.targetoptions.get("forceobj"):
             raise DifferentiationError("an object-mode function (forceobj=True)", _py_location(f.py_func),
                                        "llad differentiates nopython code only; compile it with numba.njit")
-        if f.targetoptions.get("parallel"):
-            raise DifferentiationError(
-                "parallel=True",
-                _prange_location(f.py_func),
-                "llad cannot differentiate Numba's parallel runtime; compile the function without parallel=True",
-            )
+        if not custom.has_rule(f) and _reaches_parallel(f, set()):
+            # llad differentiates the serial copy: `prange` is `range` there (docs/parallel.md)
+            return _uncached_copy(f, {}, serial=True)
         return custom.entry_for(f)
     if isinstance(f, numba.core.dispatcher.Dispatcher):
         raise DifferentiationError(
@@ -150,19 +147,6 @@ def _py_location(fn) -> str:
     if code is None:
         return "<unknown>"
     return f"{code.co_filename}:{_def_line(fn)}"
-
-
-def _prange_location(fn) -> str:
-    """The line of the first `prange` loop of a parallel function (its `def` line when it has none)."""
-    import inspect
-    try:
-        lines, first = inspect.getsourcelines(fn)
-    except (OSError, TypeError):
-        return _py_location(fn)
-    for offset, text in enumerate(lines):
-        if "prange(" in text and not text.lstrip().startswith("#"):
-            return f"{fn.__code__.co_filename}:{first + offset}"
-    return _py_location(fn)
 
 
 def _def_line(fn) -> int:
@@ -335,24 +319,47 @@ def _param_maps(cres, fn_ref) -> list[ParamMap]:
 _fresh_copies: dict = {}       # dispatcher -> its uncached copy (compiled once per process)
 
 
-def _uncached_copy(dispatcher, memo: dict):
+def _uncached_copy(dispatcher, memo: dict, serial: bool = False):
     """A fresh dispatcher of the same Python function without Numba's disk cache, whose global @njit
-    callees with a disk cache are such copies too: its compilation records every module's IR."""
+    callees with a disk cache are such copies too: its compilation records every module's IR.  With
+    `serial`, without `parallel=True` too (prange runs as range), and so is every global @njit callee that
+    is or calls a parallel function."""
     if id(dispatcher) in memo:
         return memo[id(dispatcher)]
-    if dispatcher in _fresh_copies:
-        return _fresh_copies[dispatcher]
+    copies = _serial_copies if serial else _fresh_copies
+    if dispatcher in copies:
+        return copies[dispatcher]
     py = dispatcher.py_func
     namespace = dict(py.__globals__)
     copy = pytypes.FunctionType(py.__code__, namespace, py.__name__, py.__defaults__, py.__closure__)
     copy.__kwdefaults__, copy.__qualname__, copy.__module__ = py.__kwdefaults__, py.__qualname__, py.__module__
-    options = {k: v for k, v in dispatcher.targetoptions.items() if k not in ("nopython", "cache")}
-    fresh = memo[id(dispatcher)] = _fresh_copies[dispatcher] = numba.njit(**options)(copy)
+    dropped = ("nopython", "cache", "parallel") if serial else ("nopython", "cache")
+    options = {k: v for k, v in dispatcher.targetoptions.items() if k not in dropped}
+    fresh = memo[id(dispatcher)] = copies[dispatcher] = numba.njit(**options)(copy)
     for name in py.__code__.co_names:
         value = namespace.get(name)
-        if isinstance(value, numba.core.registry.CPUDispatcher) and not isinstance(value._cache, NullCache):
+        if not isinstance(value, numba.core.registry.CPUDispatcher):
+            continue
+        if serial and not custom.has_rule(value) and _reaches_parallel(value, set()):
+            namespace[name] = _uncached_copy(value, memo, serial=True)
+        elif not isinstance(value._cache, NullCache):
             namespace[name] = _uncached_copy(value, memo)
     return fresh
+
+
+_serial_copies: dict = {}      # dispatcher -> its copy without parallel=True
+
+
+def _reaches_parallel(dispatcher, seen: set) -> bool:
+    """Whether a dispatcher is `parallel=True` or calls (through global @njit functions) one that is."""
+    if dispatcher.targetoptions.get("parallel"):
+        return True
+    if id(dispatcher) in seen:
+        return False
+    seen.add(id(dispatcher))
+    py = dispatcher.py_func
+    return any(isinstance(v, numba.core.registry.CPUDispatcher) and _reaches_parallel(v, seen)
+               for v in (py.__globals__.get(name) for name in py.__code__.co_names))
 
 
 def _defines(texts: list[str], entry: str) -> bool:

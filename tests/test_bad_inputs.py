@@ -105,14 +105,6 @@ def uses_missing_attribute(x):
     return x.no_such_attribute + 1.0
 
 
-@numba.njit(parallel=True)
-def parallel_sum(x):
-    s = 0.0
-    for i in numba.prange(x.shape[0]):
-        s += x[i]
-    return s
-
-
 @numba.njit
 def next_after(x):
     return np.nextafter(x[0], 2.0)
@@ -359,9 +351,6 @@ CASES = [
          r"Numba cannot compile uses_missing_attribute\('array\(float64, 1d, C\)',\): "
          r"(?s:.*)no_such_attribute"),
     # --- code llad cannot differentiate ---
-    Case("parallel", "a `parallel=True` function", lambda: (Reverse, parallel_sum, [Duplicated(x3(), z3())]),
-         DifferentiationError, r"cannot differentiate parallel=True at .*: llad cannot differentiate Numba's "
-         r"parallel runtime", code=parallel_sum, op="parallel=True"),
     Case("nextafter", "`np.nextafter` (a Numba helper without a rule)",
          lambda: (Reverse, next_after, [Duplicated(x3(), z3())]), llad.NoRuleError,
          r"call to `numba_nextafter`", code=next_after, op="numba_nextafter"),
@@ -786,12 +775,3 @@ if __name__ == "__main__":
         _m.write_docs_table("bad-inputs", _m.markdown_table())
     else:
         print(_m.markdown_table())
-
-
-def test_parallel_refusal_names_the_prange_line():
-    """docs/errors.md promises the line of the offending statement: for parallel=True, the prange loop."""
-    import inspect
-    lines, first = inspect.getsourcelines(parallel_sum.py_func)
-    prange_line = first + next(i for i, t in enumerate(lines) if "prange(" in t)
-    with pytest.raises(DifferentiationError, match=rf"at .*test_bad_inputs\.py:{prange_line}:"):
-        llad.autodiff(Reverse, parallel_sum, Duplicated(x3(), z3()))
