@@ -42,6 +42,12 @@ def test_implicit_solve_rule_matches_lapack_rules_and_differences(capsys):
     assert "custom rule vs llad's LAPACK rules" in capsys.readouterr().out
 
 
+def test_gp_newton_converges_with_hessians_through_lapack(capsys):
+    assert _example("gp_newton.py")["main"]() < 1e-8
+    out = capsys.readouterr().out
+    assert "Hessian at the start" in out and "fitted:" in out
+
+
 def test_optimizer_in_njit_matches_the_python_loop(capsys):
     assert _example("optimizer_in_njit.py")["main"](["--steps", "50"]) == 0.0
     assert "per step" in capsys.readouterr().out

@@ -96,6 +96,28 @@ def test_fuzz_quick_custom():
     assert _seen_custom["ok"] >= QUICK_CUSTOM_N // 2
 
 
+QUICK_PARALLEL_N = int(os.environ.get("LLAD_FUZZ_PARALLEL_N", "6"))
+_seen_parallel = collections.Counter()
+
+
+@settings(max_examples=QUICK_PARALLEL_N, deadline=None, derandomize=True, database=None, phases=[Phase.generate],
+          suppress_health_check=list(HealthCheck))
+@given(kernels(**QUICK, parallel=True))
+def _quick_parallel(kernel):
+    outcome = check_kernel(kernel)
+    _seen_parallel[outcome.status] += 1
+    assert outcome.status != FAIL, outcome.report()
+
+
+def test_fuzz_quick_parallel():
+    """Kernels compiled with parallel=True and a prange reduction (llad differentiates their serial copy;
+    central differences are of the parallel function itself)."""
+    _seen_parallel.clear()
+    _quick_parallel()
+    print(f"quick parallel profile: {dict(_seen_parallel)}")
+    assert _seen_parallel["ok"] >= QUICK_PARALLEL_N // 2
+
+
 QUICK_NESTED_N = int(os.environ.get("LLAD_FUZZ_NESTED_N", "6"))
 _seen_nested = collections.Counter()
 

@@ -61,7 +61,7 @@ def worker(args) -> None:
               suppress_health_check=list(HealthCheck))
     @given(kernels(max_statements=args.max_statements, max_depth=args.max_depth, library=args.library,
                    linalg=args.linalg_weight, force_linalg=args.focus == "blas",
-                   recursion=args.focus == "recursion", custom=args.custom))
+                   recursion=args.focus == "recursion", custom=args.custom, parallel=args.parallel))
     def run(kernel):
         with open(args.current, "w") as fh:          # for the parent, should this process die
             json.dump({"source": kernel.source, "spec": kernel.spec_dict()}, fh)
@@ -103,7 +103,8 @@ def run_chunk(args, chunk_seed: int, n: int, log: str | None) -> tuple[list, dic
            "--current", current, "--linalg-weight", str(args.linalg_weight)] + \
         ([] if args.save else ["--no-save"]) + ([] if args.library else ["--no-library"]) + \
         (["--focus", args.focus] if args.focus else []) + (["--log", log] if log else []) + \
-        (["--nested"] if args.nested else []) + (["--custom"] if args.custom else [])
+        (["--nested"] if args.nested else []) + (["--custom"] if args.custom else []) + \
+        (["--parallel"] if args.parallel else [])
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     recs = []
     for line in proc.stdout:
@@ -130,7 +131,7 @@ def run_chunk(args, chunk_seed: int, n: int, log: str | None) -> tuple[list, dic
 
 
 _CAMPAIGN_SETTINGS = ("n", "chunk", "seed", "max_statements", "max_depth", "library", "focus", "linalg_weight",
-                      "nested", "guard_memory", "custom")
+                      "nested", "guard_memory", "custom", "parallel")
 
 
 def campaign(args) -> int:
@@ -218,7 +219,8 @@ def campaign_report(folder: str, settings: dict, chunks, out: str) -> int:
     modes = _mode_counts(recs)
     nested = collections.Counter("refused" if r["nested"].startswith("refused") else r["nested"]
                                  for r in recs if "nested" in r)
-    nested_refused = collections.Counter(_reason(r["nested"]) for r in recs if r.get("nested", "").startswith("refused"))
+    nested_refused = collections.Counter(_reason(r["nested"]) for r in recs
+                                         if r.get("nested", "").startswith("refused"))
     if settings.get("nested"):                   # float64 kernels that reached the check
         row = modes.setdefault("nested", collections.Counter())
         row["passed"] = nested.get("ok", 0)
@@ -236,7 +238,8 @@ def campaign_report(folder: str, settings: dict, chunks, out: str) -> int:
         "",
         f"- settings: {json.dumps(settings)}",
         f"- progress: **{len(recs)} of {settings['n']} kernels** checked, in {len(headers)} of {len(chunks)} chunks "
-        f"(chunk seeds {headers[0]['chunk_seed'] if headers else '-'}..{headers[-1]['chunk_seed'] if headers else '-'}), "
+        f"(chunk seeds {headers[0]['chunk_seed'] if headers else '-'}.."
+        f"{headers[-1]['chunk_seed'] if headers else '-'}), "
         f"{sum(h['seconds'] for h in headers) / 3600:.1f} h of wall time",
         f"- llad revisions the chunks ran at: {', '.join(revisions) or '-'}",
         "",
@@ -460,6 +463,9 @@ def main(argv=None) -> int:
     p.add_argument("--custom", action="store_true",
                    help="every kernel also calls one or two of fuzz.helpers' functions with user derivative "
                         "rules (llad.custom_jvp / custom_vjp)")
+    p.add_argument("--parallel", action="store_true",
+                   help="every kernel is @njit(parallel=True) with a numba.prange reduction loop (llad "
+                        "differentiates its serial copy; differences are of the parallel function)")
     p.add_argument("--guard-memory", action="store_true",
                    help="compile every derivative with llad.config.guard_memory (bounds-checked tapes, canaries "
                         "around shadows): an out-of-bounds access is a failure of its kernel")

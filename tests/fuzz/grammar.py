@@ -93,6 +93,7 @@ class _Gen:
         self.draw, self.n = draw, n
         self.library = library
         self.linalg = linalg                  # probability that a statement is a BLAS/LAPACK one
+        self.in_prange = False
         self.n_linalg = 0                     # names of their results: y0, P1, M2, ...
         self.A_dup = A_dup
         self.readable = ["x", "w", "out"] + (["tmp"] if tmp else [])
@@ -143,7 +144,7 @@ class _Gen:
         if kind == 5 and self.locals:
             return self.choice(self.locals)
         if kind == 6:
-            return "s"
+            return "0.5" if self.in_prange else "s"      # a prange body may not read its reduction variable
         if kind == 7:
             self.features.add("scalar-a")
             return "a"
@@ -311,6 +312,21 @@ class _Gen:
             return [f"{pad}if {self.condition(1)}:", f"{pad}    {jump}"]
         return [f"{pad}s += {self.expr(edepth)}"]
 
+
+    def prange_reduction(self, indent: int) -> list[str]:
+        """`for p in numba.prange(n): s += e`: the body only reads arrays and adds to s once (the reduction
+        Numba's parallel loop supports), so its iterations are independent."""
+        self.features.add("prange")
+        pad = "    " * indent
+        var = "p0"
+        self.loop_vars.append(var)
+        self.loop_kinds.append("prange")
+        self.in_prange = True
+        lines = [f"{pad}for {var} in numba.prange({self.integer(1, self.n)}):", f"{pad}    s += {self.expr(2)}"]
+        self.in_prange = False
+        self.loop_kinds.pop()
+        self.loop_vars.pop()
+        return lines
 
     # --- linear algebra (linalg > 0) ---------------------------------------------------------------------
     # Every operand has the arguments' dtype (float64, or float32 in a float32 kernel): Numba's np.dot, @
@@ -549,14 +565,15 @@ def _recursive_helper_source(draw, name: str) -> str:
 @st.composite
 def kernels(draw, max_statements: int = 4, max_depth: int = 3, library: bool = False,
             linalg: float = LINALG_WEIGHT, force_linalg: bool = False, recursion: bool = False,
-            custom: bool = False) -> Kernel:
+            custom: bool = False, parallel: bool = False) -> Kernel:
     """A random kernel (see the module docstring); `library`: expressions may also call the NumPy
     functions of LIBRARY_CALLS on whole arrays (some of which llad gets wrong, see tests/test_bad_inputs.py);
     `linalg`: the probability that a statement is a BLAS/LAPACK one (0: the grammar without them, drawing
     exactly what it drew before they existed); `force_linalg`: every kernel has at least one; `recursion`:
     one or two of the scalar helpers call themselves (False: the draws of the grammar without them);
     `custom`: one or two of fuzz.helpers' functions with user derivative rules join the scalar helpers
-    (False: the draws without them)."""
+    (False: the draws without them); `parallel`: the kernel is `@numba.njit(parallel=True)` with a
+    `numba.prange` reduction loop into `s` (False: the draws without it)."""
     n = draw(st.integers(3, 5))
     w_dup = draw(st.booleans())
     A_dup = draw(st.booleans())
@@ -586,6 +603,8 @@ def kernels(draw, max_statements: int = 4, max_depth: int = 3, library: bool = F
     if recursion and "recursion" not in g.features:       # at least one recursive call per kernel
         g.features.add("recursion")
         body.append(f"    s += {g.choice(recursive)}({g.expr(1)}, {g.expr(1)}, {g.integer(1, 3)})")
+    if parallel:                                           # a prange reduction: race-free by construction
+        body += g.prange_reduction(1)
     if custom and not g.uses_custom:                       # at least one call of a ruled function
         h = g.choice([c for c in helpers if c.startswith("c")])
         g.uses_custom.add(h)
@@ -600,7 +619,8 @@ def kernels(draw, max_statements: int = 4, max_depth: int = 3, library: bool = F
     parts += ["", ""]
     for src in helper_src:
         parts.append(src + "\n")
-    parts.append(f"@numba.njit\ndef {KERNEL_NAME}({', '.join(PARAMS)}):\n    s = 0.0\n" + "\n".join(body) + "\n")
+    decorator = "@numba.njit(parallel=True)" if parallel else "@numba.njit"
+    parts.append(f"{decorator}\ndef {KERNEL_NAME}({', '.join(PARAMS)}):\n    s = 0.0\n" + "\n".join(body) + "\n")
     source = "\n".join(parts)
     seed = draw(st.integers(0, 2**31 - 1))
     x_strided = draw(st.integers(0, 4)) == 0
