@@ -53,7 +53,7 @@ from .ir.builder import fconst
 OWN = ("sin", "cos", "tan", "log", "atan", "atan2", "asin", "acos", "tanh")
 # float32 functions whose libmvec variant is more than 2 ulp off (docs/vector-math-accuracy.md): computed in
 # float64 (llad's function or libmvec's) and rounded once
-F32_THROUGH_F64 = ("log", "tan", "asin", "acos", "atan", "atan2", "cosh")
+F32_THROUGH_F64 = ("log", "log10", "tan", "asin", "acos", "atan", "atan2", "cosh")
 
 _PIO2_1 = float.fromhex("0x1.921fb54442d18p+0")      # pi/2 = P1 + P2 + P3 to ~160 bits
 _PIO2_2 = float.fromhex("0x1.1a62633145c07p-54")
