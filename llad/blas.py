@@ -269,7 +269,11 @@ def _nrm2_reverse(c: ReverseContext, ins: Instruction) -> None:
 
 # gesv: operands n0 nrhs1 a2 lda3 ipiv4 b5 ldb6: solves A X = B in place (a <- LU, ipiv <- pivots, b <- X)
 def _gesv_extent(ins: Instruction, i: int) -> tuple[str, str, str]:
-    o = [x.text for x in ins.operands]
+    return _solve_extent([x.text for x in ins.operands], i)
+
+
+def _solve_extent(o: list[str], i: int) -> tuple[str, str, str]:
+    """gesv's operands n0 nrhs1 a2 lda3 ipiv4 b5 ldb6 (getrs's, after its trans flag): A, the pivots, B."""
     if i == 2:
         return o[0], o[0], o[3]
     if i == 4:
@@ -539,12 +543,8 @@ def _laswp_reverse(c: ReverseContext, ins: Instruction) -> None:
 
 
 def _getrs_extent(ins: Instruction, i: int) -> tuple[str, str, str]:
-    o = [x.text for x in ins.operands]
-    if i == 3:
-        return o[1], o[1], o[4]
-    if i == 5:
-        return o[1], "1", o[1]
-    return o[1], o[2], o[7]
+    """getrs: gesv's operands after the trans flag."""
+    return _solve_extent([x.text for x in ins.operands[1:]], i - 1)
 
 
 def _getrs_forward(c: ForwardContext, ins: Instruction) -> None:
