@@ -121,6 +121,30 @@ def multi_exit(x):
     return s
 
 
+@numba.njit
+def median_in_a_loop(x):
+    """np.median's temporary in a loop: the inner reverse derivative keeps the temporary's shadow data
+    pointer at byte 24 of a tape record, where a meminfo keeps its data pointer (it is not a meminfo)."""
+    s = 0.0
+    for i in range(3):
+        m = np.median(x)
+        s += m * m * x[i]
+        x[i + 1] = x[i + 1] * m
+    return s
+
+
+@numba.njit
+def cumsum_exit(x):
+    """A temporary whose shadow the inner reverse derivative zeroes with a memset after reading it back from
+    its tape, where the outer forward mode may find no tangent for it (mixed memory)."""
+    s = 0.0
+    for i in range(x.shape[0] - 1):
+        s += x[i] * x[i] * x[i + 1]
+        if np.cumsum(x)[i + 1] < 0.0:
+            break
+    return s
+
+
 def _gradient(f, x, *ctx):
     g = np.zeros_like(x)
     llad.autodiff(llad.Reverse, f, llad.Active, llad.Duplicated(x.copy(), g), *(llad.Const(c) for c in ctx))
@@ -140,6 +164,8 @@ CASES = {
     "rosen": (rosen, lambda r: (r.uniform(-1.5, 1.5, 8),)),
     "multi-exit-taken": (multi_exit, lambda r: (np.array([1.2, 0.9, 1.3, 1.45, 0.8, 1.1]),)),
     "multi-exit-not-taken": (multi_exit, lambda r: (r.uniform(0.1, 0.4, 6),)),
+    "median-in-a-loop": (median_in_a_loop, lambda r: (r.uniform(-1.0, 1.0, 7),)),
+    "cumsum-exit": (cumsum_exit, lambda r: (np.array([0.8, 0.6, -1.9, 0.7, 0.4]),)),
 }
 
 

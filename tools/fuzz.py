@@ -176,8 +176,9 @@ def campaign(args) -> int:
         revision = _revision()                   # per chunk: a campaign spans commits
         recs, crash = run_chunk(args, chunk_seed, n, None)
         if crash is not None:
-            recs.append({"status": "crash", "key": "-", "seconds": 0.0, "features": [], "message":
-                         f"worker exited with {crash['rc']}", "report": f"spec: {crash['spec']}\n{crash['source']}"})
+            recs.append({"status": "crash", "key": _source_key(crash["source"]), "seconds": 0.0, "features": [],
+                         "message": f"worker exited with {crash['rc']}",
+                         "report": f"spec: {crash['spec']}\n{crash['source']}"})
         header = {"chunk_seed": chunk_seed, "kernels": n, "revision": revision, "seconds": round(time.time() - t0, 1)}
         with open(path + ".part", "w") as fh:
             fh.write(json.dumps(header) + "\n")
@@ -273,6 +274,9 @@ def campaign_report(folder: str, settings: dict, chunks, out: str) -> int:
     for kind, n in refused.most_common():
         lines.append(f"| {n} | {kind.replace('|', '/')} |")
     bad = [r for r in recs if r["status"] in ("fail", "crash")]
+    for r in bad:
+        if r["key"] == "-":                      # a crash recorded before crash records had a key
+            r["key"] = _source_key(r.get("report", "").split("\n", 1)[-1])
     fixed = {}                                   # key -> how it was fixed (the campaign's fixed.json)
     if os.path.exists(os.path.join(folder, "fixed.json")):
         with open(os.path.join(folder, "fixed.json")) as fh:
@@ -290,6 +294,12 @@ def campaign_report(folder: str, settings: dict, chunks, out: str) -> int:
         fh.write("\n".join(lines) + "\n")
     print(f"{len(recs)} kernels: {dict(stats)}")
     return 0
+
+
+def _source_key(source: str) -> str:
+    """A kernel's key (tests/fuzz/grammar.py's Kernel.key) from its source."""
+    import hashlib
+    return hashlib.sha1(source.encode()).hexdigest()[:16]
 
 
 def _reason(message: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .. import blas, custom_arrays, guard
 from ..ir.callees import CallKind, classify, rule_name
-from ..ir.model import Block, Instruction, is_float, ref
+from ..ir.model import Block, Instruction, Operand, is_float, ref
 from ..rules import FLOAT_CASTS, RULES, PrimalValues, Rule, convert_float
 from .lanes import Lanes
 from .shadows import ShadowSweep
@@ -168,7 +168,8 @@ class TangentSweep(ShadowSweep):
         if dst.is_local and dst.name in self.act.pointers:
             n = self.scaled_size(size) if dst.name in self.interleaved else size.text
             for j in self.lanes_of(dst.name):
-                self.b.memset(self.shadow(dst, j, ins), size.type, n)
+                shadow = self.shadow(dst, j, ins)
+                self.b.memset(shadow, size.type, self.unless_null(dst, shadow, size.type, n))
 
     def call_memcpy(self, ins: Instruction) -> None:
         dst, src, size = ins.operands[:3]
@@ -176,11 +177,26 @@ class TangentSweep(ShadowSweep):
             return
         n = self.scaled_size(size) if dst.name in self.interleaved else size.text
         for j in self.lanes_of(dst.name):      # an active source has the destination's layout (analysis.layout)
+            shadow = self.shadow(dst, j, ins)
+            n_dst = self.unless_null(dst, shadow, size.type, n)
             if src.is_local and src.name in self.act.pointers:
-                self.b.call("void", ins.callee, [("ptr", self.shadow(dst, j, ins)), ("ptr", self.shadow(src, j, ins)),
-                                                 (size.type, n), ("i1", "false")])
+                from_ = self.shadow(src, j, ins)
+                if src.name in self.act.maybe_null:
+                    # a source without a derivative (its shadow null) copies zeros
+                    none = self.b.icmp("eq", "ptr", from_, "null")
+                    self.b.memset(shadow, size.type, self.b.select(none, size.type, n_dst, "0"))
+                    from_ = self.b.select(none, "ptr", shadow, from_)
+                    n_dst = self.b.select(none, size.type, "0", n_dst)
+                self.b.call("void", ins.callee, [("ptr", shadow), ("ptr", from_), (size.type, n_dst), ("i1", "false")])
             else:
-                self.b.memset(self.shadow(dst, j, ins), size.type, n)
+                self.b.memset(shadow, size.type, n_dst)
+
+    def unless_null(self, op: Operand, shadow: str, size_ty: str, n: str) -> str:
+        """`n`, or 0 when `op` may have the null shadow (mixed memory, analysis.activity) and has it here:
+        a memset or memcpy of memory without a derivative writes nothing."""
+        if op.name not in self.act.maybe_null:
+            return n
+        return self.b.select(self.b.icmp("eq", "ptr", shadow, "null"), size_ty, "0", n)
 
     def call_unknown(self, ins: Instruction) -> None:
         pass     # activity analysis refused it if an active value reaches it

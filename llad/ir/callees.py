@@ -157,9 +157,32 @@ def meminfo_of_data_load(fn, ins: Instruction) -> Operand | None:
         return None
     addr = fn.defs.get(ins.operands[0].name)
     if addr is None or addr.opcode != "getelementptr" or addr.source_type != "i8" or len(addr.operands) != 2 \
-            or addr.operands[1].text != str(MEMINFO_DATA_OFFSET):
+            or addr.operands[1].text != str(MEMINFO_DATA_OFFSET) or not _may_be_meminfo(fn, addr.operands[0]):
         return None
     return addr.operands[0]
+
+
+def _may_be_meminfo(fn, op, seen: set | None = None) -> bool:
+    """Whether `op` can be a meminfo: a parameter, a pointer loaded from memory, an NRT allocation, or a
+    phi/select of those.  A field address (a getelementptr into a tape record, whose pointer at byte 24
+    is a stored shadow data pointer, not a meminfo's data), an alloca or a raw allocation is not."""
+    if not op.is_local:
+        return True                      # null, or llad's stand-in meminfo global
+    ins = fn.defs.get(op.name)
+    if ins is None:
+        return True                      # a parameter
+    if ins.opcode == "load":
+        return True
+    if ins.opcode == "call":
+        return classify(ins.callee) in (CallKind.ALLOC, CallKind.WRAP)
+    if ins.opcode in ("phi", "select"):
+        seen = set() if seen is None else seen
+        if op.name in seen:
+            return True
+        seen.add(op.name)
+        ops = [v for v, _ in ins.incoming] if ins.opcode == "phi" else ins.operands[1:]
+        return all(_may_be_meminfo(fn, v, seen) for v in ops)
+    return False
 
 
 def python_name(callee: str) -> str:

@@ -131,6 +131,34 @@ def test_allocation_stays_inactive_when_nothing_active_is_stored():
     assert not {"x0", "s", "v", "sq"} & act.values
 
 
+# a derivative's tape record (raw memory) keeps a shadow data pointer at byte 24, where a meminfo keeps its
+# data pointer: read back, it is that pointer, not the record's "data" (forward over reverse, np.median in a loop)
+TAPE_FIELD_24 = """
+define i32 @f(ptr %retptr, ptr %excinfo, ptr %x, i64 %n) {
+entry:
+  %tape = call ptr @malloc(i64 64)
+  %mi = call ptr @NRT_MemInfo_alloc_aligned(i64 %n, i32 32)
+  %data = call ptr @NRT_MemInfo_data_fast(ptr %mi)
+  %field = getelementptr i8, ptr %tape, i64 24
+  store ptr %data, ptr %field, align 8
+  %back = load ptr, ptr %field, align 8
+  %v = load double, ptr %x, align 8
+  store double %v, ptr %back, align 8
+  ret i32 0
+}
+
+declare ptr @malloc(i64)
+declare ptr @NRT_MemInfo_alloc_aligned(i64, i32)
+declare ptr @NRT_MemInfo_data_fast(ptr)
+"""
+
+
+def test_pointer_at_byte_24_of_a_tape_record_is_the_stored_pointer_not_a_meminfo_field():
+    act = activity(TAPE_FIELD_24, dup={"x"})
+    assert act.roots["back"] == frozenset([("alloc", "mi")])
+    assert "mi" in act.allocations and "tape" in act.allocations    # the record holds an active pointer
+
+
 def test_activity_chains_through_two_allocations():
     """x -> a -> b -> return: each allocation becomes active one round after the previous one."""
     ir = """
