@@ -277,7 +277,7 @@ def test_campaign_resumes_where_it_stopped(tmp_path):
         assert out.returncode == 0, out.stderr
         return out.stdout
 
-    first = run("--n", "2", "--chunk", "1", "--seed", "11", "--max-statements", "2")
+    first = run("--n", "2", "--chunk", "1", "--seed", "11", "--max-statements", "2", "--jobs", "2")
     assert "chunk 11:" in first and "chunk 12:" in first
     os.unlink(tmp_path / "t" / "chunk-12.jsonl")
     second = run()                                     # the settings come from the campaign, not the command

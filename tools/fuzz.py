@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import argparse
 import collections
+import concurrent.futures
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -168,10 +170,11 @@ def campaign(args) -> int:
     if args.report:
         return campaign_report(folder, settings, chunks, args.report)
     t_start = time.time()
-    for chunk_seed, n in chunks:
+    todo = [(seed, n) for seed, n in chunks if not os.path.exists(os.path.join(folder, f"chunk-{seed}.jsonl"))]
+    lock = threading.Lock()
+
+    def one(chunk_seed: int, n: int) -> None:
         path = os.path.join(folder, f"chunk-{chunk_seed}.jsonl")
-        if os.path.exists(path):
-            continue
         t0 = time.time()
         revision = _revision()                   # per chunk: a campaign spans commits
         recs, crash = run_chunk(args, chunk_seed, n, None)
@@ -186,8 +189,14 @@ def campaign(args) -> int:
                 fh.write(json.dumps(rec) + "\n")
         os.replace(path + ".part", path)
         stats = collections.Counter(r["status"] for r in recs)
-        print(f"  chunk {chunk_seed}: {dict(stats)} in {header['seconds']:.0f} s "
-              f"({time.time() - t_start:.0f} s this run)", flush=True)
+        with lock:
+            print(f"  chunk {chunk_seed}: {dict(stats)} in {header['seconds']:.0f} s "
+                  f"({time.time() - t_start:.0f} s this run)", flush=True)
+
+    # chunks are independent worker processes: --jobs of them at once (each writes only its own file)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        for fut in [pool.submit(one, seed, n) for seed, n in todo]:
+            fut.result()
     return 0
 
 
@@ -487,6 +496,8 @@ def main(argv=None) -> int:
                         "around shadows): an out-of-bounds access is a failure of its kernel")
     p.add_argument("--campaign", metavar="NAME", help="run (or resume) the campaign kept in "
                    "tests/fuzz/campaign/NAME: its settings are fixed by its first run")
+    p.add_argument("--jobs", type=int, default=1, help="with --campaign: chunks checked at once, one worker "
+                   "process each (default 1)")
     p.add_argument("--report", metavar="MD", help="with --campaign: write its report to MD and exit")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--current", default=None, help=argparse.SUPPRESS)
