@@ -184,6 +184,32 @@ def test_select_between_duplicated_and_const_arrays():
     assert t == pytest.approx(float(g @ v), rel=1e-12)
 
 
+@numba.njit
+def _copy_of_either(x, c, flag):
+    y = x if flag > 0 else c
+    z = y.copy()
+    return np.sum(z * z) + x[0]
+
+
+@pytest.mark.parametrize("flag", [1, 0])
+def test_copy_of_a_duplicated_or_const_array(flag):
+    """`(x if flag else c).copy()` is a memcpy from a select of pointers: where the Const side is taken, its
+    shadow is null and the copy's derivative touches nothing there (reverse mode dereferenced it)."""
+    x, c = np.arange(1.0, 5.0), np.ones(4)
+    expect = (2 * x if flag else np.zeros(4)) + np.eye(4)[0]
+    g = np.zeros(4)
+    llad.autodiff(llad.Reverse, _copy_of_either, llad.Active, llad.Duplicated(x.copy(), g), llad.Const(c),
+                  llad.Const(flag))
+    np.testing.assert_allclose(g, expect, rtol=1e-14)
+    v = np.array([0.5, -1.0, 2.0, 0.25])
+    (t,) = llad.autodiff(llad.Forward, _copy_of_either, llad.Duplicated(x.copy(), v), llad.Const(c), llad.Const(flag))
+    assert t == pytest.approx(float(expect @ v), rel=1e-14)
+    vs = (v, 2 * v)
+    (ts,) = llad.autodiff(llad.Forward, _copy_of_either, llad.BatchDuplicated(x.copy(), vs), llad.Const(c),
+                          llad.Const(flag))
+    np.testing.assert_allclose(ts, [expect @ v, 2 * (expect @ v)], rtol=1e-14)
+
+
 @numba.njit(debug=True)
 def _sum_sin_debug(x, a):
     s = 0.0

@@ -64,6 +64,12 @@ def guarded(b: Builder, shadow: str, for_write: bool, width: int = 1) -> str:
     return _unless_null(b, shadow, f"@llad.sink.{n}" if for_write else f"@llad.zero.{n}", shadow)
 
 
+def bytes_unless_null(b: Builder, shadow: str, size_ty: str, n: str) -> str:
+    """`n` bytes, or 0 when `shadow` is null (memory without a derivative met memory with one): a memset,
+    memcpy or accumulation over a null shadow then touches nothing."""
+    return b.select(b.icmp("eq", "ptr", shadow, "null"), size_ty, "0", n)
+
+
 def null_preserving(b: Builder, base: str, derived: str, name: str | None = None) -> str:
     """`derived` (an offset from `base`), or null when `base` is: a null test downstream must still see it."""
     return _unless_null(b, base, "null", derived, name)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from .. import blas, custom_arrays, guard
 from ..ir.callees import CallKind, classify, rule_name
-from ..ir.model import Block, Instruction, Operand, is_float, ref
+from ..ir.model import Block, Instruction, is_float, ref
 from ..rules import FLOAT_CASTS, RULES, PrimalValues, Rule, convert_float
 from .lanes import Lanes
-from .shadows import ShadowSweep
+from .shadows import ShadowSweep, bytes_unless_null
 
 _ALIGN = {"double": 8, "float": 4, "half": 2}
 
@@ -169,7 +169,8 @@ class TangentSweep(ShadowSweep):
             n = self.scaled_size(size) if dst.name in self.interleaved else size.text
             for j in self.lanes_of(dst.name):
                 shadow = self.shadow(dst, j, ins)
-                self.b.memset(shadow, size.type, self.unless_null(dst, shadow, size.type, n))
+                self.b.memset(shadow, size.type,
+                              bytes_unless_null(self.b, shadow, size.type, n) if dst.name in self.act.maybe_null else n)
 
     def call_memcpy(self, ins: Instruction) -> None:
         dst, src, size = ins.operands[:3]
@@ -178,25 +179,19 @@ class TangentSweep(ShadowSweep):
         n = self.scaled_size(size) if dst.name in self.interleaved else size.text
         for j in self.lanes_of(dst.name):      # an active source has the destination's layout (analysis.layout)
             shadow = self.shadow(dst, j, ins)
-            n_dst = self.unless_null(dst, shadow, size.type, n)
-            if src.is_local and src.name in self.act.pointers:
-                from_ = self.shadow(src, j, ins)
-                if src.name in self.act.maybe_null:
-                    # a source without a derivative (its shadow null) copies zeros
-                    none = self.b.icmp("eq", "ptr", from_, "null")
-                    self.b.memset(shadow, size.type, self.b.select(none, size.type, n_dst, "0"))
-                    from_ = self.b.select(none, "ptr", shadow, from_)
-                    n_dst = self.b.select(none, size.type, "0", n_dst)
-                self.b.call("void", ins.callee, [("ptr", shadow), ("ptr", from_), (size.type, n_dst), ("i1", "false")])
-            else:
-                self.b.memset(shadow, size.type, n_dst)
-
-    def unless_null(self, op: Operand, shadow: str, size_ty: str, n: str) -> str:
-        """`n`, or 0 when `op` may have the null shadow (mixed memory, analysis.activity) and has it here:
-        a memset or memcpy of memory without a derivative writes nothing."""
-        if op.name not in self.act.maybe_null:
-            return n
-        return self.b.select(self.b.icmp("eq", "ptr", shadow, "null"), size_ty, "0", n)
+            if dst.name in self.act.maybe_null:
+                n = bytes_unless_null(self.b, shadow, size.type, n)
+            if not (src.is_local and src.name in self.act.pointers):
+                self.b.memset(shadow, size.type, n)
+                continue
+            from_ = self.shadow(src, j, ins)
+            if src.name in self.act.maybe_null:
+                # a source without a derivative (its shadow null) copies zeros
+                none = self.b.icmp("eq", "ptr", from_, "null")
+                self.b.memset(shadow, size.type, self.b.select(none, size.type, n, "0"))
+                from_ = self.b.select(none, "ptr", shadow, from_)
+                n = self.b.select(none, size.type, "0", n)
+            self.b.call("void", ins.callee, [("ptr", shadow), ("ptr", from_), (size.type, n), ("i1", "false")])
 
     def call_unknown(self, ins: Instruction) -> None:
         pass     # activity analysis refused it if an active value reaches it

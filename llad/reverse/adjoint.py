@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .. import blas, custom_arrays, guard, runtime
 from ..errors import UnsupportedInstructionError
+from ..forward.shadows import bytes_unless_null
 from ..ir.builder import fconst, is_const_zero
 from ..ir.callees import CallKind, classify, rule_name
 from ..ir.model import Block, Function, Instruction, Operand, is_float, ref
@@ -161,20 +162,33 @@ class AdjointVisitor:
     def call_memset(self, ins: Instruction) -> None:
         dst, _, size = ins.operands[:3]
         if dst.is_local and dst.name in self.act.pointers:
-            self.b.memset(self.lookup.need_shadow(dst), size.type, self.lookup.need(size))
+            sdst, n = self.lookup.need_shadow(dst), self.lookup.need(size)
+            if dst.name in self.act.maybe_null:
+                n = bytes_unless_null(self.b, sdst, size.type, n)
+            self.b.memset(sdst, size.type, n)
 
     def call_memcpy(self, ins: Instruction) -> None:
-        """The source's shadow takes the destination's, which is zeroed (an inactive source: zeroed only)."""
+        """The source's shadow takes the destination's, which is zeroed (an inactive source: zeroed only).
+        A shadow that may be null (mixed memory) is memory without a derivative where it is: nothing to
+        zero there, or nothing to add to."""
         dst, src, size = ins.operands[:3]
         if not (dst.is_local and dst.name in self.act.pointers):
             return
         sdst, n = self.lookup.need_shadow(dst), self.lookup.need(size)
-        if src.is_local and src.name in self.act.pointers:
-            ty = element_type(self.fn, self.act, dst.name)
-            name = f"llad.addzero.{'f64' if ty == 'double' else 'f32'}"
-            runtime.call(self.b, "void", name, [("ptr", sdst), ("ptr", self.lookup.need_shadow(src)), (size.type, n)])
-        else:
+        if dst.name in self.act.maybe_null:
+            n = bytes_unless_null(self.b, sdst, size.type, n)
+        if not (src.is_local and src.name in self.act.pointers):
             self.b.memset(sdst, size.type, n)
+            return
+        ssrc = self.lookup.need_shadow(src)
+        if src.name in self.act.maybe_null:
+            none = self.b.icmp("eq", "ptr", ssrc, "null")
+            self.b.memset(sdst, size.type, self.b.select(none, size.type, n, "0"))
+            ssrc = self.b.select(none, "ptr", sdst, ssrc)
+            n = self.b.select(none, size.type, "0", n)
+        ty = element_type(self.fn, self.act, dst.name)
+        name = f"llad.addzero.{'f64' if ty == 'double' else 'f32'}"
+        runtime.call(self.b, "void", name, [("ptr", sdst), ("ptr", ssrc), (size.type, n)])
 
 
 def element_type(fn: Function, act, pointer: str) -> str:
