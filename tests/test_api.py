@@ -210,6 +210,35 @@ def test_copy_of_a_duplicated_or_const_array(flag):
     np.testing.assert_allclose(ts, [expect @ v, 2 * (expect @ v)], rtol=1e-14)
 
 
+_COPYING = {                      # NumPy functions whose Numba lowering copies their argument (a memcpy)
+    "sort": lambda y: np.sort(y)[1] * y[0],
+    "reversed-copy": lambda y: np.sum(y[::-1].copy() * y),
+    "concatenate": lambda y: np.sum(np.concatenate((y, y)) ** 3),
+    "median": lambda y: np.median(y) ** 2,
+}
+
+
+@pytest.mark.parametrize("name", sorted(_COPYING))
+def test_numpy_copies_of_a_duplicated_or_const_array(name):
+    """np.sort(x if flag else c) segfaulted in reverse mode where the Const side was taken: every mode
+    against central differences, on both sides."""
+    inner = numba.njit(_COPYING[name])
+
+    @numba.njit
+    def f(x, c, flag):
+        return inner(x if flag > 0 else c) + x[0] * x[1]
+
+    rng = np.random.default_rng(3)
+    x, c, v = rng.uniform(0.3, 1.2, 4), rng.uniform(0.3, 1.2, 4), rng.standard_normal(4)
+    for flag in (1, 0):
+        g = np.zeros(4)
+        llad.autodiff(llad.Reverse, f, llad.Active, llad.Duplicated(x.copy(), g), llad.Const(c), llad.Const(flag))
+        (t,) = llad.autodiff(llad.Forward, f, llad.Duplicated(x.copy(), v), llad.Const(c), llad.Const(flag))
+        fd = (f(x + 1e-6 * v, c, flag) - f(x - 1e-6 * v, c, flag)) / 2e-6
+        assert t == pytest.approx(float(g @ v), rel=1e-12)
+        assert t == pytest.approx(fd, rel=1e-6, abs=1e-8)
+
+
 @numba.njit(debug=True)
 def _sum_sin_debug(x, a):
     s = 0.0
