@@ -360,7 +360,9 @@ def _check_kernel(k: Kernel) -> Outcome:
         primal_exc = None
     except Exception as e:                                # noqa: BLE001 - compared with llad's below
         primal_exc = e
-    if primal_exc is not None and not isinstance(primal_exc, ArithmeticError):
+    if primal_exc is not None and not isinstance(primal_exc, (ArithmeticError, np.linalg.LinAlgError)):
+        # an arithmetic error, or LAPACK refusing a matrix (infs or NaNs from values that overflowed, a
+        # singular one), is the function's at these inputs: llad must raise the same (RAISES below)
         return Outcome(FAIL, f"the primal raised {type(primal_exc).__name__}: {primal_exc} (grammar bug)", k)
 
     # --- llad, both modes ---------------------------------------------------------------------------
