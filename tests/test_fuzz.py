@@ -225,6 +225,30 @@ def test_checker_catches_wrong_derivatives(monkeypatch):
     assert np.isfinite(x0)
 
 
+_OVERFLOW_THEN_SOLVE = """import numba
+import numpy as np
+
+
+@numba.njit
+def kern(x, w, A, out, a):
+    for i in range(40):
+        out[0] = out[0] * out[0] + 10.0
+    M = A.copy()
+    M[0, 0] += out[0]
+    z = np.linalg.solve(M, w)
+    return z[0] + x[0]
+"""
+
+
+def test_a_primal_that_raises_linalgerror_is_the_functions_not_a_grammar_failure():
+    """Values that overflow to inf before a solve: Numba raises LinAlgError, and so must llad, in both modes
+    (the outcome `raises`); c10k chunk 100025 counted two such kernels as failures."""
+    from fuzz.check import RAISES
+    from fuzz.grammar import Kernel
+    outcome = check_kernel(Kernel(_OVERFLOW_THEN_SOLVE, 3, True, True, False, seed=1))
+    assert outcome.status == RAISES and outcome.message == "LinAlgError", outcome.report()
+
+
 def _regressions():
     out = []
     for path in sorted(glob.glob(os.path.join(REGRESSION_DIR, "*.py"))):
