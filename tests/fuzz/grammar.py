@@ -39,6 +39,9 @@ Every kernel has the same signature, so that one checker (check.py) can drive al
   ``np.eye`` or an in-place loop over the diagonal of the product.  Each result feeds the loss (``s +=``
   an element, a sum, a dot product; ``s = s * tanh(...)``; written into x or out), often after an
   in-place update of an input of the call (``y = A @ x; x[i] = ...``); inside loops too.
+* NumPy reductions and scans (``library``: ``LIBRARY_CALLS``) of an array, of ``arr[1:]``, of a temporary
+  ``arr * arr``, or of one argument or another picked by a data-dependent test (``x if x[i] > t else w``:
+  a select of pointers whose sides may be ``Duplicated`` and ``Const``).
 
 `kernels()` is the strategy; a drawn `Kernel` carries the module source and everything needed to
 build its arguments (the input values come from `Kernel.seed`).
@@ -223,11 +226,18 @@ class _Gen:
     def library_call(self) -> str:
         """A NumPy reduction or scan over an array (library=True only)."""
         arr = self.choice(self.readable)
-        form = self.integer(0, 9)
+        form = self.integer(0, 11)
         if form == 8:
             arr = f"{arr}[1:]"
         elif form == 9:
             arr = f"({arr} * {arr})"                 # an array expression: a temporary array
+        elif form >= 10 and arr != "tmp":
+            # one argument array or another by a data-dependent test: a select of pointers, where one side
+            # may be Const and the other Duplicated (np.sort of such a pick segfaulted); not tmp, which
+            # stays float64 when the arguments are float32
+            self.features.add("select-array")
+            other = self.choice([r for r in ("x", "w", "out") if r != arr])
+            arr = f"({arr} if {arr}[{self.index()}] > {self.choice(THRESHOLDS)} else {other})"
         fn = self.choice(LIBRARY_CALLS)
         self.features.add(fn.split("(")[0])
         return fn.replace("ARR", arr).replace("K", str(self.integer(0, self.n - 2)))
