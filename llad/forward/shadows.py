@@ -70,6 +70,15 @@ def bytes_unless_null(b: Builder, shadow: str, size_ty: str, n: str) -> str:
     return b.select(b.icmp("eq", "ptr", shadow, "null"), size_ty, "0", n)
 
 
+def copy_from_maybe_null(b: Builder, dst: str, src: str, size_ty: str, n: str) -> tuple[str, str]:
+    """Before copying n bytes from a shadow that may be null into `dst`: zero `dst` where `src` is null (a
+    source without a derivative copies zeros), and return the (source, bytes) to copy there: `dst` itself
+    and 0 where `src` is null, `src` and n elsewhere."""
+    none = b.icmp("eq", "ptr", src, "null")
+    b.memset(dst, size_ty, b.select(none, size_ty, n, "0"))
+    return b.select(none, "ptr", dst, src), b.select(none, size_ty, "0", n)
+
+
 def null_preserving(b: Builder, base: str, derived: str, name: str | None = None) -> str:
     """`derived` (an offset from `base`), or null when `base` is: a null test downstream must still see it."""
     return _unless_null(b, base, "null", derived, name)

@@ -12,7 +12,7 @@ from ..ir.callees import CallKind, classify, rule_name
 from ..ir.model import Block, Instruction, is_float, ref
 from ..rules import FLOAT_CASTS, RULES, PrimalValues, Rule, convert_float
 from .lanes import Lanes
-from .shadows import ShadowSweep, bytes_unless_null
+from .shadows import ShadowSweep, bytes_unless_null, copy_from_maybe_null
 
 _ALIGN = {"double": 8, "float": 4, "half": 2}
 
@@ -179,19 +179,14 @@ class TangentSweep(ShadowSweep):
         n = self.scaled_size(size) if dst.name in self.interleaved else size.text
         for j in self.lanes_of(dst.name):      # an active source has the destination's layout (analysis.layout)
             shadow = self.shadow(dst, j, ins)
-            if dst.name in self.act.maybe_null:
-                n = bytes_unless_null(self.b, shadow, size.type, n)
+            nj = bytes_unless_null(self.b, shadow, size.type, n) if dst.name in self.act.maybe_null else n
             if not (src.is_local and src.name in self.act.pointers):
-                self.b.memset(shadow, size.type, n)
+                self.b.memset(shadow, size.type, nj)
                 continue
             from_ = self.shadow(src, j, ins)
             if src.name in self.act.maybe_null:
-                # a source without a derivative (its shadow null) copies zeros
-                none = self.b.icmp("eq", "ptr", from_, "null")
-                self.b.memset(shadow, size.type, self.b.select(none, size.type, n, "0"))
-                from_ = self.b.select(none, "ptr", shadow, from_)
-                n = self.b.select(none, size.type, "0", n)
-            self.b.call("void", ins.callee, [("ptr", shadow), ("ptr", from_), (size.type, n), ("i1", "false")])
+                from_, nj = copy_from_maybe_null(self.b, shadow, from_, size.type, nj)
+            self.b.call("void", ins.callee, [("ptr", shadow), ("ptr", from_), (size.type, nj), ("i1", "false")])
 
     def call_unknown(self, ins: Instruction) -> None:
         pass     # activity analysis refused it if an active value reaches it

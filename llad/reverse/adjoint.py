@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .. import blas, custom_arrays, guard, runtime
 from ..errors import UnsupportedInstructionError
-from ..forward.shadows import bytes_unless_null
+from ..forward.shadows import bytes_unless_null, copy_from_maybe_null
 from ..ir.builder import fconst, is_const_zero
 from ..ir.callees import CallKind, classify, rule_name
 from ..ir.model import Block, Function, Instruction, Operand, is_float, ref
@@ -182,10 +182,7 @@ class AdjointVisitor:
             return
         ssrc = self.lookup.need_shadow(src)
         if src.name in self.act.maybe_null:
-            none = self.b.icmp("eq", "ptr", ssrc, "null")
-            self.b.memset(sdst, size.type, self.b.select(none, size.type, n, "0"))
-            ssrc = self.b.select(none, "ptr", sdst, ssrc)
-            n = self.b.select(none, size.type, "0", n)
+            ssrc, n = copy_from_maybe_null(self.b, sdst, ssrc, size.type, n)
         ty = element_type(self.fn, self.act, dst.name)
         name = f"llad.addzero.{'f64' if ty == 'double' else 'f32'}"
         runtime.call(self.b, "void", name, [("ptr", sdst), ("ptr", ssrc), (size.type, n)])
