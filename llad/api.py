@@ -175,8 +175,17 @@ def prepare(mode: Mode, f, args: tuple, interleave: bool = True):
                 shadowtypes, width, assume_noalias=few_arrays and not mode.split,
                 interleave=inter if any(inter) else (), split=mode.split, vector_math=config.vector_math,
                 guard_memory=config.guard_memory, keep_tapes=mode.reverse,
-                skip_zero_adjoints=mode.reverse and not mode.split)
+                skip_zero_adjoints=mode.reverse and not mode.split,
+                no_need=_no_need(mode, args, classified))
     return plan, dispatcher, classified, shadows
+
+
+def _no_need(mode: Mode, args, classified) -> tuple:
+    """Per parameter, whether it is a DuplicatedNoNeed array of a forward mode (analysis.deadprimal); ()
+    when none is."""
+    flags = tuple(not mode.reverse and type(a) is DuplicatedNoNeed and isinstance(v, np.ndarray)
+                  for a, (_, v, _) in zip(args, classified))
+    return flags if any(flags) else ()
 
 
 def derivative_for(mode: Mode, f, args: tuple, need_ir: bool = False):

@@ -222,6 +222,10 @@ def _prepare(argtypes: tuple):
         raise TypingError(str(e)) from None
     classified = [_classify(i, t, m.reverse) for i, t in enumerate(params)]
     plan = _plan(m, dispatcher, ret_cls, classified)
+    no_need = tuple(not m.reverse and isinstance(t, AnnotationType) and t.cls is DuplicatedNoNeed
+                    and isinstance(t.field("val"), types.Array) for t in params)
+    if any(no_need):
+        plan = dataclasses.replace(plan, no_need=no_need)
     d = api._get_derivative(dispatcher, plan)
     fast = None
     if sum(len(s) for _, _, s, _ in classified) <= api.MAX_NOALIAS_SHADOWS:

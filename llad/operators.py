@@ -26,6 +26,7 @@ from .annotations import (
     BatchDuplicated,
     Const,
     Duplicated,
+    DuplicatedNoNeed,
     Forward,
     Reverse,
     ReverseSplitNoPrimal,
@@ -169,7 +170,9 @@ def hvp(f, x, v, *ctx) -> np.ndarray:
     contexts = _contexts(ctx)
     grad = _gradient_of(f, len(contexts))
     hv = np.zeros_like(x)
-    autodiff(Forward, grad, Duplicated(x.copy(), v.copy()), Duplicated(np.zeros_like(x), hv),
+    # neither the point's final values nor the gradient itself are wanted: llad drops what computes only
+    # them (analysis/deadprimal.py), the way XLA trims jvp(grad)'s unused primal output
+    autodiff(Forward, grad, DuplicatedNoNeed(x.copy(), v.copy()), DuplicatedNoNeed(np.zeros_like(x), hv),
              *(Const(c) for c in contexts))
     return hv
 

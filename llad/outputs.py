@@ -129,6 +129,16 @@ class Outputs:
             b.store(ty, v, b.gep(self.out_llty, "%llad.ret", [("i32", "0"), ("i32", str(slot))]))
 
 
+def no_need_disjointness(primal, plan: Plan) -> tuple:
+    """The pairs of arrays that must not overlap for a forward derivative that drops the primal results of
+    its DuplicatedNoNeed arrays (analysis.deadprimal): each such array against every other array argument."""
+    if not (plan.no_need and plan.assume_noalias) or plan.reverse:
+        return ()
+    arrays = [i for i, p in enumerate(primal.params) if p.is_array]
+    return tuple(((i, -1), (j, -1)) for i in arrays if plan.no_need[i] for j in arrays
+                 if j != i and not (plan.no_need[j] and j < i))
+
+
 def shadow_disjointness(primal, plan: Plan) -> tuple:
     """The pairs of arrays that must not overlap for the shadows' `noalias` to hold: each shadow
     against every other array argument and every other shadow (checked per call by the API)."""

@@ -21,6 +21,7 @@ from . import blas, custom, custom_arrays, forward, frontend, guard, jit, recurs
 from .analysis.activity import Activity, analyse_activity
 from .analysis.alias import AliasScopes
 from .analysis.cfg import CFG, analyse_cfg
+from .analysis.deadprimal import drop_dead_primal_stores
 from .analysis.layout import interleaved_shadows, written_params
 from .analysis.zeroskip import mark_zero_tests
 from .config import config, logger
@@ -31,7 +32,7 @@ from .ir.model import Function, Instruction, Module
 from .ir.names import avoid_generated_names
 from .ir.parser import check_supported, parse_function
 from .ir.printer import print_module
-from .outputs import Outputs, array_result_in_reverse, returns_float_array, shadow_disjointness
+from .outputs import Outputs, array_result_in_reverse, no_need_disjointness, returns_float_array, shadow_disjointness
 from .plan import Act, Plan
 
 _UNSUPPORTED_RETURNS = (types.Generator, types.PyObject, types.Opaque)
@@ -185,6 +186,10 @@ def stage_generate(state: CompileState) -> None:
         name = recursion.frame_global(state.fname)
         module.globals[name] = f'@"{name}" = internal constant i64 {state.annotations.get("frame_bytes", 0)}'
 
+    if plan.no_need and plan.assume_noalias and not plan.reverse:
+        no_need = {primal.params[i].data_param for i, x in enumerate(plan.no_need) if x}
+        fn = next(g for g in module.functions if g.name == state.fname)
+        state.annotations["dead_primal_stores"] = drop_dead_primal_stores(fn, no_need)
     custom.define_values(module, state.fn)
     custom_arrays.define_primal(module, state.fn)
     runtime.define_called(module, state.fn)
@@ -240,7 +245,8 @@ def build_derivative(f, plan: Plan, salt: str = "") -> Derivative:
     d.name = state.fname
     d.frame_bytes = state.annotations.get("frame_bytes", 0)
     d.function_name = state.primal.dispatcher.py_func.__name__
-    d.alias_pairs = tuple(((i, -1), (j, -1)) for i, j in state.alias_pairs) + shadow_disjointness(state.primal, plan)
+    d.alias_pairs = tuple(((i, -1), (j, -1)) for i, j in state.alias_pairs) + \
+        shadow_disjointness(state.primal, plan) + no_need_disjointness(state.primal, plan)
     written = written_params(state.fn, state.act)
     d.written = frozenset(i for i, p in enumerate(state.primal.params) if p.is_array and p.data_param in written)
     return d

@@ -35,6 +35,7 @@ class Plan:
     guard_memory: bool = False    # bounds-checked tapes, canaries after llad's shadows (llad.config.guard_memory)
     keep_tapes: bool = False      # reverse, called from Python: tape buffers kept between calls (runtime.py)
     skip_zero_adjoints: bool = False  # reverse: skip a loop's reverse when its adjoints are zero (zeroskip.py)
+    no_need: tuple = ()           # forward, per parameter: a DuplicatedNoNeed array (analysis.deadprimal)
 
     @property
     def mode_tag(self) -> str:

@@ -77,6 +77,8 @@ def worker(args) -> None:
                "features": sorted(kernel.features), "extra": int(kernel.key, 16) % EXTRA_MODES_EVERY == 0}
         if outcome is not None and "nested" in outcome.numbers:
             rec["nested"] = outcome.numbers["nested"]
+        if outcome is not None and "noneed" in outcome.numbers:
+            rec["noneed"] = outcome.numbers["noneed"]
         if status == UNSUPPORTED:
             rec["message"] = message.splitlines()[0] if message else ""
         if status == FAIL:
@@ -268,7 +270,8 @@ def campaign_report(folder: str, settings: dict, chunks, out: str) -> int:
     for st in ("ok", "skip-fd", "raises", "skip-nonfinite", "unsupported", "known-bug", "fail", "crash"):
         lines.append(f"| {st} | {stats.get(st, 0)} | {meaning[st]} |")
     lines += ["", "## Per mode", "", "Each kernel runs check.py's checks in this order and stops at its first "
-              "failure; split mode and `@njit` run on every kernel of a campaign.", "",
+              "failure; split mode and `@njit` run on every kernel of a campaign; `noneed` (Forward with "
+              "DuplicatedNoNeed arrays against Duplicated) counts the kernels checked since that check exists.", "",
               "| mode | passed | failed | other |", "|---|---|---|---|"]
     for m, c in modes.items():
         other = ", ".join(f"{k} {v}" for k, v in sorted(c.items()) if k not in ("passed", "failed")) or "-"
@@ -341,7 +344,8 @@ def _save(outcome, save_regression) -> str:
 
 
 # the check a failure message comes from (check.py's messages), for the per-mode counts
-_MODES = (("ReverseWithPrimal", "reverse"), ("ForwardWithPrimal", "forward"), ("reverse primal", "reverse"),
+_MODES = (("DuplicatedNoNeed", "noneed"), ("ReverseWithPrimal", "reverse"), ("ForwardWithPrimal", "forward"),
+          ("reverse primal", "reverse"),
           ("reverse:", "reverse"), ("forward primal", "forward"), ("forward:", "forward"),
           ("dot-product", "dot-test"), ("BatchDuplicated", "batch"), ("finite differences", "finite-differences"),
           ("split mode", "split"), ("inside @njit", "njit"), ("non-finite derivative", "dot-test"),
@@ -361,8 +365,11 @@ def _mode_counts(recs) -> dict:
     kernel that is ok or skip-fd passed all of them (finite differences: only when ok); split and @njit
     run on every kernel in this tool (EXTRA_MODES_EVERY = 1)."""
     out = {m: collections.Counter() for m in _MODE_ORDER}
+    out["noneed"] = collections.Counter()        # checked since it exists: counted where a record says so
     for rec in recs:
         st = rec["status"]
+        if rec.get("noneed") == "ok":
+            out["noneed"]["passed"] += 1
         if st in ("ok", "skip-fd"):
             for m in _MODE_ORDER:
                 if m == "finite-differences":

@@ -21,12 +21,14 @@ Checks, in order (the first failure is reported):
 3. both against central finite differences of L along v (and along ``a`` for an Active ``a``), at two
    step sizes.  If the two differ by more than FD_TOL the sample straddles a kink or a branch flip
    and is skipped ("skip-fd"); else the AD value must match within FD_TOL.
-4. BatchDuplicated (two directions) against the single direction; ReverseSplitWithPrimal (forward
+4. BatchDuplicated (two directions) against the single direction; Forward with DuplicatedNoNeed arrays
+   (llad may drop primal results) against the Duplicated call; ReverseSplitWithPrimal (forward
    thunk, then reverse thunk with the seed 1.0) and `autodiff(Reverse, ...)` inside an @njit function
    against the ReverseWithPrimal call (every EXTRA_MODES_EVERY-th kernel).
 5. Nested (every NESTED_EVERY-th float64 kernel): forward over reverse, the tangent along v of the gradient
    G = d ret / d(arrays on entry) that `autodiff(Reverse, ...)` computes inside @njit, against central
-   differences of G at two steps (a kink between them skips the check).  A clean DifferentiationError
+   differences of G at two steps (a kink between them skips the check), and the same with the point and
+   the gradient DuplicatedNoNeed (as llad.hvp calls it) against the Duplicated call.  A clean DifferentiationError
    (nested differentiation through a BLAS/LAPACK rule, a recursive call, ...) is the contract's answer:
    recorded, not failed.  The outcome's `numbers["nested"]` says which.
 
@@ -273,6 +275,22 @@ def _check_batch(llad, k: Kernel, values, v, tangent, tangents, tol) -> str | No
     return None
 
 
+def _check_no_need(llad, k: Kernel, values, v, tangent, tangents, tol) -> str | None:
+    """Forward with every differentiated array DuplicatedNoNeed must give Duplicated's tangents: llad may
+    drop the primal results nobody reads then (llad/analysis/deadprimal.py), never a value a tangent uses."""
+    vals = {n: _copy(x) for n, x in values.items()}
+    shadows = {n: np.array(v[n], dtype=values[n].dtype) for n in v}
+    args = [llad.DuplicatedNoNeed(vals[n], shadows[n]) if n in shadows else llad.Const(vals[n])
+            for n in ("x", "w", "A", "out")] + [llad.Const(vals["a"])]
+    (t,) = llad.autodiff(llad.Forward, load(k.source, k.key), *args)
+    if not _same(t, tangent, tol):
+        return f"DuplicatedNoNeed: the tangent {t} differs from Duplicated's {tangent}"
+    for n in shadows:
+        if not _same(shadows[n], tangents[n], tol):
+            return f"DuplicatedNoNeed: the tangent of array {n} differs from Duplicated's"
+    return None
+
+
 def _shadows_like(llad, values, seeds) -> dict:
     """Shadows with their arrays' layout (split mode and @njit callers require it), holding the seeds."""
     out = {}
@@ -429,6 +447,12 @@ def _check_kernel(k: Kernel) -> Outcome:
     if bad is not None:
         return Outcome(FAIL, bad, k)
 
+    # --- DuplicatedNoNeed: the same tangents with the primal results left to llad ----------------------
+    bad = _check_no_need(llad, k, values, v, tangent, tangents, max(ptol, 1e-9))
+    if bad is not None:
+        return Outcome(FAIL, bad, k)
+    nums["noneed"] = "ok"
+
     # --- finite differences ----------------------------------------------------------------------------
     skipped = False
     fds, usable = _fd_pair(f, values, cot, shift=v, tol=fd_tol)
@@ -496,6 +520,20 @@ def _check_nested(llad, k: Kernel, f, values, v) -> tuple[str | None, str]:
         return None, f"refused: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
     except Exception as e:                                # noqa: BLE001 - anything else is a failure
         return f"nested: forward over reverse raised {type(e).__name__}: {e}", "fail"
+    # the HVP as llad.hvp computes it: the point and the gradient DuplicatedNoNeed (their primal values unused)
+    vals = {n: _copy(x) for n, x in values.items()}
+    lean = {n: llad.make_zero(vals[n]) for n in names}
+    args = []
+    for n in ("x", "w", "A", "out"):
+        if n in names:
+            args += [llad.DuplicatedNoNeed(vals[n], np.array(v[n], dtype=vals[n].dtype)),
+                     llad.DuplicatedNoNeed(llad.make_zero(vals[n]), lean[n])]
+        else:
+            args.append(llad.Const(vals[n]))
+    llad.autodiff(llad.Forward, g, *args, llad.Const(vals["a"]))
+    for n in names:
+        if not _same(lean[n], hv[n], 1e-9):
+            return f"nested: forward over reverse with DuplicatedNoNeed differs from Duplicated for {n}", "fail"
     fds = [{n: (p[n] - m[n]) / (2 * h) for n in names}
            for h in STEPS for p, m in [(gradient(v, h), gradient(v, -h))]]
     for n in names:

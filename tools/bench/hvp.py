@@ -3,7 +3,8 @@
     python -m tools.bench.hvp [--kernels rk4,gmm,lstm,ba,kmeans,heat] [--budget 1.0] [--md out.md]
 
 For each kernel of tools/bench/kernels.py: the llad gradient (`Reverse` from Python), llad's HVP (an
-`@njit` gradient that calls `autodiff(Reverse, ...)` differentiated by `autodiff(Forward, ...)`, all
+`@njit` gradient that calls `autodiff(Reverse, ...)` differentiated by `autodiff(Forward, ...)` with the point
+and the gradient `DuplicatedNoNeed` as `llad.hvp` passes them, all
 differentiated arguments at once) and `jax.jit(jax.jvp(jax.grad(f)))` on the same inputs, with the
 HVP / gradient ratio (the cheap-gradient principle says a small constant) and llad's HVP time over
 JAX's.  Every llad HVP is checked against JAX's (relative error printed).
@@ -55,7 +56,10 @@ class LladHVP:
                 h = np.zeros_like(a)
                 hv.append(h)
                 # a copy: a kernel that overwrites its input overwrites the tangent too
-                out += [llad.Duplicated(a, self.directions[i].copy()), llad.Duplicated(np.zeros_like(a), h)]
+                # DuplicatedNoNeed, as llad.hvp passes them: neither the point's final values nor the
+                # gradient are wanted, so llad drops what computes only them (as XLA trims jvp(grad)[0])
+                out += [llad.DuplicatedNoNeed(a, self.directions[i].copy()),
+                        llad.DuplicatedNoNeed(np.zeros_like(a), h)]
             else:
                 out.append(llad.Const(a))
         return out, hv

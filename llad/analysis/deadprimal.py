@@ -1,0 +1,226 @@
+"""Primal results nobody reads: the stores a forward derivative may drop for `DuplicatedNoNeed` arrays.
+
+`DuplicatedNoNeed(v, dv)` tells llad that the caller will not look at the primal values left in `v`.
+In forward mode that can remove most of the primal computation: for a Hessian-vector product
+(forward over reverse) the primal gradient is such a result, and for a function linear in an input
+the tangents need none of the primal values at all (the way a JAX `jvp(grad)` whose primal output is
+unused is trimmed by XLA).  LLVM removes unused arithmetic, but not a chain of values that goes
+through memory (a loop storing into an array that a later loop loads), so llad drops those stores
+itself and leaves the rest to LLVM's dead-code elimination.
+
+The analysis is a liveness over memory *object classes* (Enzyme's and LLVM's "underlying object"):
+
+* every pointer has a set of objects it may point into: a parameter, an allocation site (an NRT
+  allocation's meminfo, its data, a raw or reallocated buffer; a reallocation joins the class of the
+  buffer it grows), an alloca, a global, or UNKNOWN (a pointer loaded from memory, an integer cast,
+  an unknown call's result); getelementptr, phi and select carry their operands' sets;
+* a class is *live* when the caller can see it (every parameter but the NoNeed data pointers, every
+  global, an allocation whose pointer escapes: stored, returned, cast to an integer, passed to an
+  unknown call) or when an instruction that is needed loads from it;
+* an instruction is needed when it is a root (a terminator, a call with effects, a store through an
+  UNKNOWN pointer, an atomic or volatile access) or when a needed instruction uses its value; a store,
+  memset or memcpy is needed when it may write a live class (a memcpy then reads its source class).
+
+A load from UNKNOWN makes every class live: nothing is dropped.  The result relies on the NoNeed
+arrays not overlapping any other array argument; the API checks that per call (`alias_pairs`) and
+takes the variant without this pass when they do.
+"""
+from __future__ import annotations
+
+from ..ir.callees import CallKind, classify, meminfo_of_data_load
+from ..ir.model import Function, Instruction
+
+UNKNOWN = "?"
+
+# calls with no effect on memory and no side effect: needed only when their result is
+_PURE_CALLS = (CallKind.MATH, CallKind.DATA_POINTER, CallKind.MARKER)
+# calls whose pointer operands llad understands: kept, but their pointers do not escape
+_KNOWN_EFFECTS = (CallKind.ALLOC, CallKind.RAW_ALLOC, CallKind.REALLOC, CallKind.FREE, CallKind.REFCOUNT,
+                  CallKind.MEMSET, CallKind.MEMCPY, CallKind.MARKER, CallKind.DATA_POINTER)
+# uses of a pointer that neither read nor publish the memory behind it
+_ADDRESS_ONLY = ("getelementptr", "phi", "select", "icmp")
+
+
+class _Classes:
+    """Union-find over object names."""
+
+    def __init__(self):
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        self.parent.setdefault(x, x)
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def join(self, xs) -> None:
+        xs = [self.find(x) for x in xs]
+        for x in xs[1:]:
+            self.parent[x] = xs[0]
+
+
+def _global_object(text: str) -> str | None:
+    """The object of a constant pointer operand: `@g` or a constant expression on it; None for null."""
+    at = text.find("@")
+    if at < 0:
+        return None
+    end = at + 1
+    if text[end:end + 1] == '"':
+        end = text.index('"', end + 1) + 1
+    else:
+        while end < len(text) and (text[end].isalnum() or text[end] in "-$._"):
+            end += 1
+    return "global:" + text[at:end]
+
+
+class _Objects:
+    """The objects every pointer value of `fn` may point into."""
+
+    def __init__(self, fn: Function, classes: _Classes):
+        self.fn, self.classes = fn, classes
+        self.of: dict[str, frozenset] = {p.name: frozenset([f"param:{p.name}"]) for p in fn.params
+                                         if p.type == "ptr"}
+        changed = True
+        while changed:                        # phis may be cyclic: iterate to the fixed point
+            changed = False
+            for b in fn.blocks:
+                for ins in b.instructions:
+                    if ins.result is None or ins.type != "ptr":
+                        continue
+                    objs = self._compute(ins)
+                    if objs != self.of.get(ins.result):
+                        self.of[ins.result] = objs
+                        changed = True
+
+    def operand(self, op) -> frozenset:
+        if op.is_local:
+            return self.of.get(op.name, frozenset())
+        g = _global_object(op.text)
+        return frozenset([g]) if g else frozenset()
+
+    def _compute(self, ins: Instruction) -> frozenset:
+        op = ins.opcode
+        if op == "getelementptr":
+            return self.operand(ins.operands[0])
+        if op == "phi":
+            return frozenset().union(*(self.operand(v) for v, _ in ins.incoming))
+        if op == "select":
+            return self.operand(ins.operands[1]) | self.operand(ins.operands[2])
+        if op == "alloca":
+            return frozenset([f"alloca:{ins.result}"])
+        if op == "load":
+            mi = meminfo_of_data_load(self.fn, ins)
+            return self._data_of(mi) if mi is not None else frozenset([UNKNOWN])
+        if op == "call":
+            kind = classify(ins.callee)
+            if kind in (CallKind.ALLOC, CallKind.RAW_ALLOC):
+                return frozenset([f"alloc:{ins.result}"])
+            if kind is CallKind.REALLOC:      # the grown buffer: one class with the buffer it copies
+                objs = self.operand(ins.operands[0]) | {f"alloc:{ins.result}"}
+                self.classes.join(objs)
+                return objs
+            if kind is CallKind.DATA_POINTER:
+                return self._data_of(ins.operands[0])
+        return frozenset([UNKNOWN])
+
+    def _data_of(self, meminfo) -> frozenset:
+        """The data of a meminfo: known only for an NRT allocation of this function."""
+        objs = self.operand(meminfo)
+        if objs and all(o.startswith("alloc:") and classify(self.fn.defs[o[6:]].callee) is CallKind.ALLOC
+                        for o in objs):
+            return frozenset(f"data:{o}" for o in objs)
+        return frozenset([UNKNOWN])
+
+
+def dead_primal_stores(fn: Function, no_need: set[str]) -> list[Instruction]:
+    """The stores, memsets and memcpys of `fn` that only write memory nobody needs, when the pointer
+    parameters in `no_need` are data the caller does not read afterwards."""
+    fn.reindex()
+    classes = _Classes()
+    objects = _Objects(fn, classes)
+    live: set[str] = set()
+    writers: dict[str, list[Instruction]] = {}        # class -> stores, memsets, memcpys that may write it
+    needed: set[int] = set()
+    work: list[Instruction] = []
+
+    def need(ins: Instruction) -> None:
+        if id(ins) not in needed:
+            needed.add(id(ins))
+            work.append(ins)
+
+    def make_live(objs) -> bool:
+        """Mark classes live (and their writers needed); False when UNKNOWN is among them."""
+        for o in objs:
+            if o == UNKNOWN:
+                return False
+            c = classes.find(o)
+            if c not in live:
+                live.add(c)
+                for w in writers.get(c, ()):
+                    need(w)
+        return True
+
+    roots, escaping = [], []
+    for b in fn.blocks:
+        for ins in b.instructions:
+            op = ins.opcode
+            written = None
+            if op == "store":
+                written = ins.operands[1]
+            elif op == "call" and classify(ins.callee) in (CallKind.MEMSET, CallKind.MEMCPY):
+                written = ins.operands[0]
+            if written is not None:
+                objs = objects.operand(written)
+                if UNKNOWN in objs or "volatile" in ins.flags or ins.ordering:
+                    roots.append(ins)
+                for o in objs - {UNKNOWN}:
+                    writers.setdefault(classes.find(o), []).append(ins)
+                if op == "store" and ins.operands[0].type == "ptr":
+                    escaping.append(ins.operands[0])
+                continue
+            if ins.is_terminator or op in ("fence", "atomicrmw", "cmpxchg", "va_arg"):
+                roots.append(ins)
+            elif op == "call":
+                kind = classify(ins.callee)
+                if kind not in _PURE_CALLS:
+                    roots.append(ins)
+                if kind not in _KNOWN_EFFECTS:
+                    escaping += [o for o in ins.operands if o.type == "ptr"]
+            if op not in _ADDRESS_ONLY and op not in ("load", "call"):
+                escaping += [o for o in ins.operands if o.type == "ptr"]
+    # what the caller sees: every parameter but the NoNeed data, globals, escaping allocations
+    visible = {f"param:{p.name}" for p in fn.params if p.type == "ptr" and p.name not in no_need}
+    visible |= {o for objs in objects.of.values() for o in objs if o.startswith("global:")}
+    for op in escaping:
+        visible |= objects.operand(op)
+    for c in list(writers):
+        if c.startswith("global:"):
+            visible.add(c)
+    # an UNKNOWN pointer escaping adds nothing: whatever it points into escaped (or came in) on its way
+    make_live(visible - {UNKNOWN})
+    for ins in roots:
+        need(ins)
+    while work:
+        ins = work.pop()
+        for name in ins.local_operands():
+            d = fn.defs.get(name)
+            if d is not None:
+                need(d)
+        if ins.opcode == "load" and not make_live(objects.operand(ins.operands[0])):
+            return []
+        if ins.opcode == "call" and classify(ins.callee) is CallKind.MEMCPY and \
+                not make_live(objects.operand(ins.operands[1])):
+            return []
+    return [ins for ws in writers.values() for ins in ws if id(ins) not in needed]
+
+
+def drop_dead_primal_stores(fn: Function, no_need: set[str]) -> int:
+    """Remove what `dead_primal_stores` finds; the number removed."""
+    dead = {id(i) for i in dead_primal_stores(fn, no_need)}
+    if not dead:
+        return 0
+    for b in fn.blocks:
+        b.instructions = [i for i in b.instructions if id(i) not in dead]
+    fn.reindex()
+    return len(dead)
