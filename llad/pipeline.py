@@ -187,7 +187,8 @@ def stage_generate(state: CompileState) -> None:
         module.globals[name] = f'@"{name}" = internal constant i64 {state.annotations.get("frame_bytes", 0)}'
 
     if plan.no_need and plan.assume_noalias and not plan.reverse:
-        no_need = {primal.params[i].data_param for i, x in enumerate(plan.no_need) if x}
+        no_need = {primal.params[i].data_param: tuple(primal.params[i].llvm_names)
+                   for i, x in enumerate(plan.no_need) if x}
         fn = next(g for g in module.functions if g.name == state.fname)
         state.annotations["dead_primal_stores"] = drop_dead_primal_stores(fn, no_need)
     custom.define_values(module, state.fn)

@@ -279,6 +279,20 @@ def test_fuzz_regression_nested(path):
     assert outcome.numbers.get("nested", "").startswith(("ok", "skip-fd", "refused")), outcome.numbers
 
 
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REGRESSION_DIR, "k_*guard*.py"))),
+                         ids=lambda p: os.path.basename(p)[:-3])
+def test_fuzz_regression_guarded(path):
+    """Regressions found with guarded memory (a campaign's setting): checked with it on."""
+    import llad
+    kernel, _ = load_regression(path)
+    llad.config.guard_memory = True
+    try:
+        outcome = check_kernel(kernel)
+    finally:
+        llad.config.guard_memory = False
+    assert outcome.status not in (FAIL, KNOWN_BUG), outcome.report()
+
+
 @pytest.mark.slow
 def test_fuzz_long_profile():
     """The long profile (deselected by default: `pytest -m slow tests/test_fuzz.py`), with guarded memory."""

@@ -133,9 +133,12 @@ class _Objects:
         return frozenset([UNKNOWN])
 
 
-def dead_primal_stores(fn: Function, no_need: set[str]) -> list[Instruction]:
+def dead_primal_stores(fn: Function, no_need: dict[str, tuple] | set[str]) -> list[Instruction]:
     """The stores, memsets and memcpys of `fn` that only write memory nobody needs, when the pointer
-    parameters in `no_need` are data the caller does not read afterwards."""
+    parameters in `no_need` are data the caller does not read afterwards.  `no_need` maps each such data
+    pointer to the other pointer parameters of its array (meminfo, parent): one of those reaching an
+    unknown call or memory could reach the data too, which then counts as seen."""
+    no_need = no_need if isinstance(no_need, dict) else {p: () for p in no_need}
     fn.reindex()
     classes = _Classes()
     objects = _Objects(fn, classes)
@@ -192,8 +195,11 @@ def dead_primal_stores(fn: Function, no_need: set[str]) -> list[Instruction]:
     # what the caller sees: every parameter but the NoNeed data, globals, escaping allocations
     visible = {f"param:{p.name}" for p in fn.params if p.type == "ptr" and p.name not in no_need}
     visible |= {o for objs in objects.of.values() for o in objs if o.startswith("global:")}
-    for op in escaping:
-        visible |= objects.operand(op)
+    escaped = set().union(*(objects.operand(op) for op in escaping))
+    # a meminfo that escapes carries its data along (an unknown call may read the data through it)
+    escaped |= {"data:" + o for o in escaped if o.startswith("alloc:")}
+    escaped |= {f"param:{data}" for data, siblings in no_need.items() if any(f"param:{s}" in escaped for s in siblings)}
+    visible |= escaped
     for c in list(writers):
         if c.startswith("global:"):
             visible.add(c)
@@ -215,7 +221,7 @@ def dead_primal_stores(fn: Function, no_need: set[str]) -> list[Instruction]:
     return [ins for ws in writers.values() for ins in ws if id(ins) not in needed]
 
 
-def drop_dead_primal_stores(fn: Function, no_need: set[str]) -> int:
+def drop_dead_primal_stores(fn: Function, no_need: dict[str, tuple]) -> int:
     """Remove what `dead_primal_stores` finds; the number removed."""
     dead = {id(i) for i in dead_primal_stores(fn, no_need)}
     if not dead:
