@@ -219,3 +219,27 @@ def test_a_noneed_arrays_meminfo_reaching_an_unknown_call_keeps_its_data():
                         "  call void @opaque(ptr %mi)\n  ret void\n}\n", "g")
     assert dead_primal_stores(fn, {"p": ("mi", "p")}) == []
     assert [i.opcode for i in dead_primal_stores(fn, {"p": ()})] == ["store"]
+
+
+_TAPE_IR = """
+define void @h() {
+entry:
+  %m = call ptr @NRT_MemInfo_alloc_aligned(i64 64, i32 32)
+  %dp = getelementptr i8, ptr %m, i64 24
+  %d = load ptr, ptr %dp
+  store double 1.0, ptr %d
+  %t = call ptr @malloc(i64 8)
+  store ptr %m, ptr %t
+  %m2 = load ptr, ptr %t
+  call void @{CALLEE}(ptr %m2)
+  ret void
+}
+"""
+
+
+@pytest.mark.parametrize("callee, dropped", [("NRT_decref", ["store double"]), ("opaque", [])])
+def test_a_meminfo_kept_on_a_tape(callee, dropped):
+    """A meminfo stored on the function's own tape and loaded back: released, its data stays unread (the
+    store into it is dead); handed to an unknown call, the call may read the data (the store stays)."""
+    fn = parse_function(_TAPE_IR.replace("{CALLEE}", callee), "h")
+    assert [f"{i.opcode} {i.operands[0].type}" for i in dead_primal_stores(fn, set())] == dropped

@@ -15,8 +15,8 @@ The analysis is a liveness over memory *object classes* (Enzyme's and LLVM's "un
   buffer it grows), an alloca, a global, or UNKNOWN (a pointer loaded from memory, an integer cast,
   an unknown call's result); getelementptr, phi and select carry their operands' sets;
 * a class is *live* when the caller can see it (every parameter but the NoNeed data pointers, every
-  global, an allocation whose pointer escapes: stored, returned, cast to an integer, passed to an
-  unknown call) or when an instruction that is needed loads from it;
+  global, an allocation whose pointer escapes: stored, returned, passed to an unknown call, cast to an
+  integer where some integer is cast back) or when an instruction that is needed loads from it;
 * an instruction is needed when it is a root (a terminator, a call with effects, a store through an
   UNKNOWN pointer, an atomic or volatile access) or when a needed instruction uses its value; a store,
   memset or memcpy is needed when it may write a live class (a memcpy then reads its source class).
@@ -38,7 +38,12 @@ _PURE_CALLS = (CallKind.MATH, CallKind.DATA_POINTER, CallKind.MARKER)
 _KNOWN_EFFECTS = (CallKind.ALLOC, CallKind.RAW_ALLOC, CallKind.REALLOC, CallKind.FREE, CallKind.REFCOUNT,
                   CallKind.MEMSET, CallKind.MEMCPY, CallKind.MARKER, CallKind.DATA_POINTER)
 # uses of a pointer that neither read nor publish the memory behind it
-_ADDRESS_ONLY = ("getelementptr", "phi", "select", "icmp")
+_ADDRESS_ONLY = ("getelementptr", "phi", "select", "icmp", "ptrtoint")
+
+
+def _holds_pointers(ty: str) -> bool:
+    """A pointer type, or an aggregate or vector with pointers in it (`{i8*, i64}`, `[2 x ptr]`)."""
+    return "ptr" in ty or "*" in ty
 
 
 class _Classes:
@@ -95,6 +100,8 @@ class _Objects:
 
     def operand(self, op) -> frozenset:
         if op.is_local:
+            if op.type != "ptr" and _holds_pointers(op.type):
+                return frozenset([UNKNOWN])     # an aggregate: the pointers in it are not tracked
             return self.of.get(op.name, frozenset())
         g = _global_object(op.text)
         return frozenset([g]) if g else frozenset()
@@ -114,10 +121,12 @@ class _Objects:
             return self._data_of(mi) if mi is not None else frozenset([UNKNOWN])
         if op == "call":
             kind = classify(ins.callee)
-            if kind in (CallKind.ALLOC, CallKind.RAW_ALLOC):
-                return frozenset([f"alloc:{ins.result}"])
+            if kind is CallKind.ALLOC:        # a meminfo; its data is `data:mi:<site>`
+                return frozenset([f"mi:{ins.result}"])
+            if kind is CallKind.RAW_ALLOC:
+                return frozenset([f"raw:{ins.result}"])
             if kind is CallKind.REALLOC:      # the grown buffer: one class with the buffer it copies
-                objs = self.operand(ins.operands[0]) | {f"alloc:{ins.result}"}
+                objs = self.operand(ins.operands[0]) | {f"raw:{ins.result}"}
                 self.classes.join(objs)
                 return objs
             if kind is CallKind.DATA_POINTER:
@@ -127,8 +136,7 @@ class _Objects:
     def _data_of(self, meminfo) -> frozenset:
         """The data of a meminfo: known only for an NRT allocation of this function."""
         objs = self.operand(meminfo)
-        if objs and all(o.startswith("alloc:") and classify(self.fn.defs[o[6:]].callee) is CallKind.ALLOC
-                        for o in objs):
+        if objs and all(o.startswith("mi:") for o in objs):
             return frozenset(f"data:{o}" for o in objs)
         return frozenset([UNKNOWN])
 
@@ -164,7 +172,13 @@ def dead_primal_stores(fn: Function, no_need: dict[str, tuple] | set[str]) -> li
                     need(w)
         return True
 
-    roots, escaping = [], []
+    roots, escaping, header_written = [], [], False
+    held: dict[str, set] = {}                 # class -> objects of the pointers stored into it
+    copies = []                               # (destination, source) objects of each memcpy
+    # an address turned into an integer (llad's own overlap checks do) is only compared, unless some integer
+    # becomes a pointer again: then it escapes
+    address_only = _ADDRESS_ONLY if not any(i.opcode == "inttoptr" for b in fn.blocks for i in b.instructions) \
+        else tuple(o for o in _ADDRESS_ONLY if o != "ptrtoint")
     for b in fn.blocks:
         for ins in b.instructions:
             op = ins.opcode
@@ -179,8 +193,14 @@ def dead_primal_stores(fn: Function, no_need: dict[str, tuple] | set[str]) -> li
                     roots.append(ins)
                 for o in objs - {UNKNOWN}:
                     writers.setdefault(classes.find(o), []).append(ins)
-                if op == "store" and ins.operands[0].type == "ptr":
-                    escaping.append(ins.operands[0])
+                header_written |= any(o.startswith("mi:") for o in objs)
+                if op == "store" and _holds_pointers(ins.operands[0].type):
+                    # a pointer, or an aggregate holding pointers (their objects unknown: say UNKNOWN)
+                    value = objects.operand(ins.operands[0]) if ins.operands[0].type == "ptr" else {UNKNOWN}
+                    for o in objs:
+                        held.setdefault(classes.find(o), set()).update(value)
+                elif op == "call" and classify(ins.callee) is CallKind.MEMCPY:
+                    copies.append((objs, objects.operand(ins.operands[1])))
                 continue
             if ins.is_terminator or op in ("fence", "atomicrmw", "cmpxchg", "va_arg"):
                 roots.append(ins)
@@ -189,21 +209,13 @@ def dead_primal_stores(fn: Function, no_need: dict[str, tuple] | set[str]) -> li
                 if kind not in _PURE_CALLS:
                     roots.append(ins)
                 if kind not in _KNOWN_EFFECTS:
-                    escaping += [o for o in ins.operands if o.type == "ptr"]
-            if op not in _ADDRESS_ONLY and op not in ("load", "call"):
-                escaping += [o for o in ins.operands if o.type == "ptr"]
-    # what the caller sees: every parameter but the NoNeed data, globals, escaping allocations
-    visible = {f"param:{p.name}" for p in fn.params if p.type == "ptr" and p.name not in no_need}
-    visible |= {o for objs in objects.of.values() for o in objs if o.startswith("global:")}
-    escaped = set().union(*(objects.operand(op) for op in escaping))
-    # a meminfo that escapes carries its data along (an unknown call may read the data through it)
-    escaped |= {"data:" + o for o in escaped if o.startswith("alloc:")}
-    escaped |= {f"param:{data}" for data, siblings in no_need.items() if any(f"param:{s}" in escaped for s in siblings)}
-    visible |= escaped
-    for c in list(writers):
-        if c.startswith("global:"):
-            visible.add(c)
-    # an UNKNOWN pointer escaping adds nothing: whatever it points into escaped (or came in) on its way
+                    escaping += [o for o in ins.operands if _holds_pointers(o.type)]
+            if op not in address_only and op not in ("load", "call"):
+                escaping += [o for o in ins.operands if _holds_pointers(o.type)]
+    # a data pointer is known from its meminfo only while no store writes into a meminfo
+    if header_written and any(o.startswith("data:") for objs in objects.of.values() for o in objs):
+        return []
+    visible = _visible(fn, no_need, objects, classes, escaping, held, copies)
     make_live(visible - {UNKNOWN})
     for ins in roots:
         need(ins)
@@ -219,6 +231,34 @@ def dead_primal_stores(fn: Function, no_need: dict[str, tuple] | set[str]) -> li
                 not make_live(objects.operand(ins.operands[1])):
             return []
     return [ins for ws in writers.values() for ins in ws if id(ins) not in needed]
+
+
+def _visible(fn: Function, no_need: dict, objects: _Objects, classes: _Classes, escaping, held, copies) -> set:
+    """What the caller, or code llad does not see, may read: every parameter but the NoNeed data, the
+    globals, and what escapes.  An object escapes when its pointer reaches an unknown call, a return, an
+    integer cast back or memory that is visible or escaped; a meminfo's data escapes with it, and a NoNeed
+    array's data with its meminfo or parent.  A pointer stored into the function's own memory (a tape)
+    escapes only with that memory, or when a pointer loaded back from memory (UNKNOWN) escapes."""
+    base = {f"param:{p.name}" for p in fn.params if p.type == "ptr" and p.name not in no_need}
+    base |= {o for objs in objects.of.values() for o in objs if o.startswith("global:")}
+    escaped = set().union(*(objects.operand(op) for op in escaping))
+    while True:
+        for dst, src in copies:               # a memcpy carries the pointers stored in its source along
+            moved = set().union(*(held.get(classes.find(o), ()) for o in src))
+            if UNKNOWN in src:
+                moved = set().union(*held.values())
+            for o in dst:
+                held.setdefault(classes.find(o), set()).update(moved)
+        new = set(escaped)
+        for o in base | escaped | {UNKNOWN}:
+            new |= held.get(classes.find(o), set())
+        if UNKNOWN in new:
+            new |= set().union(*held.values())
+        new |= {"data:" + o for o in new if o.startswith("mi:")}
+        new |= {f"param:{data}" for data, siblings in no_need.items() if any(f"param:{s}" in new for s in siblings)}
+        if new == escaped:
+            return base | escaped
+        escaped = new
 
 
 def drop_dead_primal_stores(fn: Function, no_need: dict[str, tuple]) -> int:
