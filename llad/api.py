@@ -11,7 +11,7 @@ import numpy as np
 from numba.core import types
 from numpy.lib.array_utils import byte_bounds
 
-from . import diskcache, frontend, guard, hotpath
+from . import diskcache, frontend, guard, hotpath, parallel
 from .analysis.layout import LayoutConflict
 from .annotations import (
     RETURN_ACTIVITIES,
@@ -326,7 +326,10 @@ def autodiff(mode: Mode, f, *args):
 
 
 def _tier_up(f, hit, ret, params) -> None:
-    """Give a signature called often its compiled path (hotpath.py)."""
+    """Give a signature called often its compiled path (hotpath.py); a parallel function keeps this one,
+    which may take its parallel reverse sweep (parallel.py)."""
+    if getattr(f, "targetoptions", {}).get("parallel"):
+        return
     signatures = _hot_signatures.setdefault(f, [])
     signatures.append(hotpath.Signature(hit, ret, params))
     _hot[f] = hotpath.chain(signatures)
@@ -334,6 +337,11 @@ def _tier_up(f, hit, ret, params) -> None:
 
 def _autodiff_prepared(mode: Mode, f, args):
     """The Python path: a signature prepared before (arguments checked in Python), else the slow path."""
+    if isinstance(mode, Mode) and mode.reverse and getattr(f, "targetoptions", {}).get("parallel"):
+        shape = parallel.applicable(mode, f, args)         # a parallel reverse sweep (parallel.py)
+        result = parallel.reverse(mode, shape, args) if shape is not None else None
+        if result is not None:
+            return result
     ret = args[0] if args and isinstance(args[0], type) else None
     params = args[1:] if ret is not None else args
     try:

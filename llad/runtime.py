@@ -137,67 +137,59 @@ def _tape_reserve(module: Module) -> None:
     b.ret("ptr", "%base")
 
 
-# Tape buffers kept between calls (Plan.keep_tapes): one per loop of a derivative called from Python, in
-# a global {lock, buffer, capacity}.  Without it every call mallocs its tapes and frees them, and glibc gives
-# large buffers back to the OS at once, so the next call page-faults through fresh zeroed memory (6 ms of
-# 17 on a 10^6-element logsumexp).  A buffer is taken and given back under a try-lock that never waits:
-# a call that finds the lock held (another thread) or the place empty mallocs, one that finds it held or
-# full frees.  Buffers of more than KEEP_MAX_BYTES are freed.
+# Tape buffers kept between calls (Plan.keep_tapes): KEEP_SLOTS places per loop of a derivative called from
+# Python, in a global array of {lock, buffer, capacity}.  Without it every call mallocs its tapes and frees
+# them, and glibc gives large buffers back to the OS at once, so the next call page-faults through fresh
+# zeroed memory (6 ms of 17 on a 10^6-element logsumexp).  A buffer is taken and given back under try-locks
+# that never wait: a call takes the buffer of the first place it can lock that holds one (else mallocs),
+# and gives its buffer to the first place it can lock that is empty (else frees).  One thread at a time
+# uses the first place only; threads running one derivative at once (parallel.py's chunks) each find one.
+# Buffers of more than KEEP_MAX_BYTES are freed.
 KEEP_MAX_BYTES = 1 << 28
+KEEP_SLOTS = 8
+KEEP_TYPE = f"[{KEEP_SLOTS} x {{ i64, ptr, i64 }}]"
+_SLOT_BYTES = 24
 
-_KEEP_TEXT = """define internal ptr @"llad.tape.take"(ptr %keep, ptr %cap) alwaysinline {
-entry:
-  %pair = cmpxchg ptr %keep, i64 0, i64 1 acquire monotonic, align 8
-  %ok = extractvalue { i64, i1 } %pair, 1
-  br i1 %ok, label %locked, label %none
-locked:
-  %pp = getelementptr i8, ptr %keep, i64 8
-  %cp = getelementptr i8, ptr %keep, i64 16
-  %p = load ptr, ptr %pp, align 8
-  %c = load i64, ptr %cp, align 8
-  store ptr null, ptr %pp, align 8
-  store i64 0, ptr %cp, align 8
-  store atomic i64 0, ptr %keep release, align 8
-  store i64 %c, ptr %cap, align 8
-  ret ptr %p
-none:
-  store i64 0, ptr %cap, align 8
-  ret ptr null
-}
-define internal void @"llad.tape.give"(ptr %keep, ptr %buf, i64 %bytes, i64 %cap) alwaysinline {
-entry:
-  %small = icmp ule i64 %bytes, KEEP_MAX
-  br i1 %small, label %try, label %release
-try:
-  %pair = cmpxchg ptr %keep, i64 0, i64 1 acquire monotonic, align 8
-  %ok = extractvalue { i64, i1 } %pair, 1
-  br i1 %ok, label %locked, label %release
-locked:
-  %pp = getelementptr i8, ptr %keep, i64 8
-  %old = load ptr, ptr %pp, align 8
-  %empty = icmp eq ptr %old, null
-  br i1 %empty, label %keepit, label %unlock
-keepit:
-  store ptr %buf, ptr %pp, align 8
-  %cp = getelementptr i8, ptr %keep, i64 16
-  store i64 %cap, ptr %cp, align 8
-  store atomic i64 0, ptr %keep release, align 8
-  ret void
-unlock:
-  store atomic i64 0, ptr %keep release, align 8
-  br label %release
-release:
-  call void @free(ptr %buf)
-  ret void
-}"""
+
+def _keep_text() -> str:
+    take = ['define internal ptr @"llad.tape.take"(ptr %keep, ptr %cap) alwaysinline {', "entry:",
+            "  br label %try0"]
+    give = ['define internal void @"llad.tape.give"(ptr %keep, ptr %buf, i64 %bytes, i64 %cap) alwaysinline {',
+            "entry:", f"  %small = icmp ule i64 %bytes, {KEEP_MAX_BYTES}",
+            "  br i1 %small, label %try0, label %release"]
+    for k in range(KEEP_SLOTS):
+        nxt = f"try{k + 1}" if k + 1 < KEEP_SLOTS else "none"
+        lock = [f"try{k}:", f"  %s{k} = getelementptr i8, ptr %keep, i64 {k * _SLOT_BYTES}",
+                f"  %pair{k} = cmpxchg ptr %s{k}, i64 0, i64 1 acquire monotonic, align 8",
+                f"  %ok{k} = extractvalue {{ i64, i1 }} %pair{k}, 1",
+                f"  br i1 %ok{k}, label %locked{k}, label %{nxt}",
+                f"locked{k}:", f"  %pp{k} = getelementptr i8, ptr %s{k}, i64 8",
+                f"  %cp{k} = getelementptr i8, ptr %s{k}, i64 16", f"  %p{k} = load ptr, ptr %pp{k}, align 8",
+                f"  %empty{k} = icmp eq ptr %p{k}, null"]
+        take += lock + [f"  br i1 %empty{k}, label %unlock{k}, label %took{k}",
+                        f"took{k}:", f"  %c{k} = load i64, ptr %cp{k}, align 8",
+                        f"  store ptr null, ptr %pp{k}, align 8", f"  store i64 0, ptr %cp{k}, align 8",
+                        f"  store atomic i64 0, ptr %s{k} release, align 8",
+                        f"  store i64 %c{k}, ptr %cap, align 8", f"  ret ptr %p{k}",
+                        f"unlock{k}:", f"  store atomic i64 0, ptr %s{k} release, align 8",
+                        f"  br label %{nxt}"]
+        give += [ln.replace("none", "release") if ln.startswith("  br i1 %ok") else ln for ln in lock] + [
+            f"  br i1 %empty{k}, label %keepit{k}, label %unlock{k}",
+            f"keepit{k}:", f"  store ptr %buf, ptr %pp{k}, align 8", f"  store i64 %cap, ptr %cp{k}, align 8",
+            f"  store atomic i64 0, ptr %s{k} release, align 8", "  ret void",
+            f"unlock{k}:", f"  store atomic i64 0, ptr %s{k} release, align 8",
+            f"  br label %{nxt if nxt != 'none' else 'release'}"]
+    take += ["none:", "  store i64 0, ptr %cap, align 8", "  ret ptr null", "}"]
+    give += ["release:", "  call void @free(ptr %buf)", "  ret void", "}"]
+    return "\n".join(take), "\n".join(give)
 
 
 def _tape_keep(module: Module) -> None:
     """llad.tape.take(keep, capslot) -> buffer (null when none is kept), llad.tape.give(keep, buffer, bytes,
     capacity): see KEEP_MAX_BYTES."""
-    head, tail = _KEEP_TEXT.split('define internal void')
-    module.carried["llad.tape.take"] = head.rstrip()
-    module.carried["llad.tape.give"] = ("define internal void" + tail).replace("KEEP_MAX", str(KEEP_MAX_BYTES))
+    take, give = _keep_text()
+    module.carried["llad.tape.take"] = take
+    module.carried["llad.tape.give"] = give
     module.declare("free", "void", ["ptr"])
 
 

@@ -218,7 +218,7 @@ class Tape:
             self.module.globals[f"llad.hint.{i}"] = f'@"llad.hint.{i}" = internal global i64 0'
             if self.keep and self.has_records(lp):
                 self.module.globals[f"llad.keep.{i}"] = \
-                    f'@"llad.keep.{i}" = internal global {{ i64, ptr, i64 }} zeroinitializer, align 8'
+                    f'@"llad.keep.{i}" = internal global {runtime.KEEP_TYPE} zeroinitializer, align 8'
                 b.store("ptr", runtime.call(b, "ptr", "llad.tape.take", [("ptr", f'@"llad.keep.{i}"'),
                                                                           ("ptr", ref(f"cap.{i}"))]),
                         ref(f"tape.{i}"))
