@@ -18,6 +18,7 @@ import subprocess
 import sys
 
 import fuzz.check
+import numba
 import pytest
 from fuzz.check import FAIL, KNOWN_BUG, REGRESSION_DIR, check_kernel, load_regression
 from fuzz.grammar import kernels
@@ -96,7 +97,7 @@ def test_fuzz_quick_custom():
     assert _seen_custom["ok"] >= QUICK_CUSTOM_N // 2
 
 
-QUICK_PARALLEL_N = int(os.environ.get("LLAD_FUZZ_PARALLEL_N", "6"))
+QUICK_PARALLEL_N = int(os.environ.get("LLAD_FUZZ_PARALLEL_N", "8"))
 _seen_parallel = collections.Counter()
 
 
@@ -104,18 +105,27 @@ _seen_parallel = collections.Counter()
           suppress_health_check=list(HealthCheck))
 @given(kernels(**QUICK, parallel=True))
 def _quick_parallel(kernel):
+    import llad.parallel
+    before = llad.parallel.taken["calls"]
     outcome = check_kernel(kernel)
     _seen_parallel[outcome.status] += 1
+    if llad.parallel.taken["calls"] > before:
+        _seen_parallel["parallel sweep"] += 1
     assert outcome.status != FAIL, outcome.report()
 
 
-def test_fuzz_quick_parallel():
+def test_fuzz_quick_parallel(monkeypatch):
     """Kernels compiled with parallel=True and a prange reduction (llad differentiates their serial copy;
-    central differences are of the parallel function itself)."""
+    central differences are of the parallel function itself); half of them the loop alone, whose reverse
+    calls take llad's parallel reverse sweep (llad/parallel.py; on these small kernels from one iteration
+    per thread on)."""
+    import llad.parallel
+    monkeypatch.setattr(llad.parallel, "_MIN_ITERATIONS_PER_THREAD", 1)
     _seen_parallel.clear()
     _quick_parallel()
     print(f"quick parallel profile: {dict(_seen_parallel)}")
     assert _seen_parallel["ok"] >= QUICK_PARALLEL_N // 2
+    assert _seen_parallel["parallel sweep"] >= 1 or numba.get_num_threads() < 2
 
 
 QUICK_NESTED_N = int(os.environ.get("LLAD_FUZZ_NESTED_N", "6"))

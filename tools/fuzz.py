@@ -56,6 +56,9 @@ def worker(args) -> None:
 
     assert fuzz.check.EXTRA_MODES_EVERY == 1
     fuzz.check.NESTED_EVERY = 1 if args.nested else 0
+    if args.parallel:                                # the fuzzer's small kernels take the parallel sweep too
+        import llad.parallel
+        llad.parallel._MIN_ITERATIONS_PER_THREAD = 1
     saved_kinds: set = set()
 
     @seed(args.seed)

@@ -583,7 +583,8 @@ def kernels(draw, max_statements: int = 4, max_depth: int = 3, library: bool = F
     one or two of the scalar helpers call themselves (False: the draws of the grammar without them);
     `custom`: one or two of fuzz.helpers' functions with user derivative rules join the scalar helpers
     (False: the draws without them); `parallel`: the kernel is `@numba.njit(parallel=True)` with a
-    `numba.prange` reduction loop into `s` (False: the draws without it)."""
+    `numba.prange` reduction loop into `s`, half the time alone (feature `prange-only`: the shape whose
+    reverse sweep llad runs on Numba's threads) (False: the draws without it)."""
     n = draw(st.integers(3, 5))
     w_dup = draw(st.booleans())
     A_dup = draw(st.booleans())
@@ -598,8 +599,14 @@ def kernels(draw, max_statements: int = 4, max_depth: int = 3, library: bool = F
     if custom:
         from fuzz.helpers import CUSTOM
         helpers += draw(st.lists(st.sampled_from(CUSTOM), min_size=1, max_size=2, unique=True))
-    tmp = draw(st.integers(0, 3)) == 0
+    # parallel: half the kernels are the prange loop alone (llad/parallel.py's shape, whose reverse sweep
+    # runs on Numba's threads)
+    only_loop = parallel and draw(st.booleans())
+    tmp = draw(st.integers(0, 3)) == 0 and not only_loop
     g = _Gen(draw, n, w_dup, A_dup, 0, helpers, max_depth, tmp, library, linalg)
+    if only_loop:
+        g.features.add("prange-only")
+        n_locals, force_linalg = 0, False
     body = []
     if tmp:                               # a scratch array allocated in the kernel
         g.features.add("alloc")
@@ -607,7 +614,8 @@ def kernels(draw, max_statements: int = 4, max_depth: int = 3, library: bool = F
     for k in range(n_locals):             # each initialiser sees only the locals before it
         body.append(f"    t{k} = {g.expr(1)}")
         g.locals.append(f"t{k}")
-    body += g.block(1, 0, 1, max_statements)
+    if not only_loop:
+        body += g.block(1, 0, 1, max_statements)
     if force_linalg and "linalg" not in g.features:
         body += g.linalg_statement(1, 0)
     if recursion and "recursion" not in g.features:       # at least one recursive call per kernel
