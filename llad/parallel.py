@@ -293,7 +293,10 @@ def reverse(mode, shape: Shape, args):
     trip count is too small to share (the caller then takes the serial derivative)."""
     params = args[1:] if args and isinstance(args[0], type) else args
     values = [a.val if isinstance(a, A.Annotation) else a for a in params]
-    n = int(shape.trip(*values))
+    try:
+        n = int(shape.trip(*values))
+    except Exception:                     # noqa: BLE001 - arguments f does not take: the serial path says why
+        return None
     threads = numba.get_num_threads()
     if n < threads * _MIN_ITERATIONS_PER_THREAD:
         return None
@@ -325,7 +328,9 @@ def reverse(mode, shape: Shape, args):
     if forward is not None:
         written = [i for i, p in enumerate(shape.params) if p in shape.written and isinstance(values[i], np.ndarray)]
         before = {i: values[i].copy() for i in written}
-        forward(*values, bounds)                                  # the state after the loop
+        done = np.zeros(len(bounds), dtype=np.int8)
+        forward(*values, bounds, done)                            # the state after the loop
+        _check_done(shape, values, bounds, done, written=True)
         res = _post_reverse(mode, shape, params, kinds, values, shadows)
         post_derivs = {i: d for i, d in enumerate(res[0]) if d is not None}
         primal = res[1] if mode.with_primal else None
@@ -342,8 +347,10 @@ def reverse(mode, shape: Shape, args):
             privates[i] = np.zeros((len(bounds),) + shadows[i].shape, dtype=shadows[i].dtype)
     active = [i for i, k in enumerate(kinds) if k == "active"]
     acc = np.zeros((len(bounds), len(active) + 1))
-    drive(*values, *(privates[i] for i in sorted(privates)), bounds, acc)
+    done = np.zeros(len(bounds), dtype=np.int8)
+    drive(*values, *(privates[i] for i in sorted(privates)), bounds, acc, done)
     taken["calls"] += 1
+    _check_done(shape, values, bounds, done, written=bool(shape.written) or shape.post is not None)
     for i, p in privates.items():
         if shared[i] == "shared":
             continue
@@ -356,6 +363,25 @@ def reverse(mode, shape: Shape, args):
     if shape.reduction:
         primal = float(acc[:, -1].sum())
     return (derivs, primal) if mode.with_primal else (derivs,)
+
+
+def _check_done(shape: Shape, values, bounds, done, written: bool) -> None:
+    """Numba's parallel region drops an exception a chunk raises (the chunk just stops): raise it here.
+    When the loop writes no array, f's chunk itself (Numba's, with f's error model) runs again on that
+    range from the same values and raises what it raised; else the arrays are no longer those the chunk
+    started from, and a RuntimeError says what happened."""
+    failed = [c for c in range(len(bounds)) if not done[c]]
+    if not failed:
+        return
+    c = failed[0]
+    lo, hi = int(bounds[c, 0]), int(bounds[c, 1])
+    if not written:
+        shape.chunk(*values, bounds[c, 0], bounds[c, 1])          # raises the chunk's exception
+    name = shape.chunk.py_func.__name__.replace("__llad_chunk_", "")
+    raise RuntimeError(f"llad.autodiff: {name} raised an exception in the parallel reverse sweep, in the chunk "
+                       f"of iterations {lo}..{hi - 1}; Numba's parallel region does not carry it out. Call it with "
+                       "numba.set_num_threads(1) (the serial derivative) to see the exception; the arrays and "
+                       "shadows are left as the sweep left them")
 
 
 def _give_up(shape: Shape) -> None:
@@ -388,9 +414,10 @@ def _primal_driver(shape: Shape, values, bounds):
     if hit is not None:
         return hit
     vals = [f"v{i}" for i in range(len(values))]
-    src = (f"def drive({', '.join(vals)}, bounds):\n"
+    src = (f"def drive({', '.join(vals)}, bounds, done):\n"
            f"    for c in prange(bounds.shape[0]):\n"
-           f"        call({', '.join(vals)}, bounds[c, 0], bounds[c, 1])\n")
+           f"        call({', '.join(vals)}, bounds[c, 0], bounds[c, 1])\n"
+           f"        done[c] = 1\n")
     from .jitted import _caller
     return _compiled(key, src, {"call": _caller(d, plan)})
 
@@ -408,9 +435,10 @@ def _chunk_driver(shape: Shape, kinds: tuple, d, plan):
     privs = [f"p{i}" for i, k in enumerate(kinds) if k in ("dup", "shared")]
     shadows = [f"p{i}[c]" if k == "dup" else f"p{i}" for i, k in enumerate(kinds) if k in ("dup", "shared")]
     pos = 1 if d.has_primal_output else 0
-    lines = [f"def drive({', '.join(vals + privs)}, bounds, acc):",
+    lines = [f"def drive({', '.join(vals + privs)}, bounds, acc, done):",
              "    for c in prange(bounds.shape[0]):",
-             f"        r = call({', '.join(vals)}, bounds[c, 0], bounds[c, 1], {', '.join(shadows)})"]
+             f"        r = call({', '.join(vals)}, bounds[c, 0], bounds[c, 1], {', '.join(shadows)})",
+             "        done[c] = 1"]
     for k, _ in enumerate(i for i, kind in enumerate(kinds) if kind == "active"):
         lines.append(f"        acc[c, {k}] = r[{pos + k}]")
     if shape.reduction:

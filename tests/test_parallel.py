@@ -267,3 +267,39 @@ def test_the_parallel_sweep_is_taken_and_matches_differences():
     e[k] = h
     fd = (prange_reduction(x + e, w) - prange_reduction(x - e, w)) / (2 * h)
     assert dx[k] == pytest.approx(fd, rel=1e-7)
+
+
+@numba.njit(parallel=True)
+def inverse_sum(x):
+    s = 0.0
+    for i in numba.prange(x.shape[0]):
+        s += 1.0 / x[i]
+    return s
+
+
+@numba.njit(parallel=True)
+def inverse_in_place(x):
+    s = 0.0
+    for i in numba.prange(x.shape[0]):
+        x[i] = 1.0 / x[i]
+        s += x[i]
+    return s
+
+
+def test_an_exception_in_a_chunk_is_raised_not_lost():
+    """Numba's parallel region drops an exception its body raises: the sweep notices the chunk that stopped
+    and raises its exception (the loop writes no array: f's chunk runs again on that range) or says what
+    happened (it does), never returns what the stopped chunk left."""
+    x = np.ones(N)
+    x[N - 7] = 0.0
+    for threads in (2, 1):
+        saved = numba.get_num_threads()
+        numba.set_num_threads(threads)
+        try:
+            with pytest.raises(ZeroDivisionError):
+                llad.autodiff(llad.Reverse, inverse_sum, llad.Active, llad.Duplicated(x.copy(), np.zeros(N)))
+            expected = RuntimeError if threads == 2 else ZeroDivisionError
+            with pytest.raises(expected, match=None if threads == 1 else "parallel reverse sweep"):
+                llad.autodiff(llad.Reverse, inverse_in_place, llad.Active, llad.Duplicated(x.copy(), np.zeros(N)))
+        finally:
+            numba.set_num_threads(saved)
