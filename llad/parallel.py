@@ -103,7 +103,7 @@ def _build(dispatcher) -> Shape | None:
     if len(rest) > 1 or (ret is not None and not isinstance(ret, ast.Return)):
         return None
     ivar = loop.target.id
-    if not _body_ok(loop, red, ivar, params):
+    if not _body_ok(loop, red, ivar, params) or not _plain_count(loop.iter.args[0]):
         return None
     post_expr = None
     if ret is None or ret.value is None:
@@ -136,6 +136,20 @@ def _build(dispatcher) -> Shape | None:
     post = None if post_expr is None else \
         _function(f"__llad_post_{tag}", list(params), [ast.Return(post_expr)], py, namespace, options)
     return Shape(chunk, trip, post, red is not None, _written(loop, params), params, _owned(loop, params, ivar))
+
+
+_COUNT_CALLS = ("len", "min", "max", "int")
+
+
+def _plain_count(expr) -> bool:
+    """The trip count is arithmetic on sizes and constants (no call that could write an array: the chunks
+    never evaluate it, so its effects would be done once but not differentiated)."""
+    for n in ast.walk(expr):
+        if isinstance(n, ast.Call) and not (isinstance(n.func, ast.Name) and n.func.id in _COUNT_CALLS):
+            return False
+        if isinstance(n, (ast.NamedExpr, ast.Lambda, ast.Await, ast.Yield)):
+            return False
+    return True
 
 
 def _is_prange_loop(node) -> bool:
@@ -280,6 +294,9 @@ def applicable(mode, dispatcher, args) -> Shape | None:
                 return None
         elif isinstance(a, A.Annotation) and not isinstance(a, A.Const):
             return None
+    shadows = [a.dval for a in params if isinstance(a, (A.Duplicated, A.DuplicatedNoNeed))]
+    if any(np.may_share_memory(p, q) for k, p in enumerate(shadows) for q in shadows[k + 1:]):
+        return None                       # overlapping shadows: the chunks' adjoints could meet in them
     shape = shape_of(dispatcher)
     if shape is None or len(params) != len(shape.params):
         return None

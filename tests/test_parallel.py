@@ -303,3 +303,29 @@ def test_an_exception_in_a_chunk_is_raised_not_lost():
                 llad.autodiff(llad.Reverse, inverse_in_place, llad.Active, llad.Duplicated(x.copy(), np.zeros(N)))
         finally:
             numba.set_num_threads(saved)
+
+
+@numba.njit
+def _grow(x):
+    x[0] += 1.0
+    return x.shape[0]
+
+
+@numba.njit(parallel=True)
+def counted_by_a_call(x):               # the trip count's call writes x: not the shape
+    s = 0.0
+    for i in numba.prange(_grow(x)):
+        s += x[i] * x[i]
+    return s
+
+
+def test_a_trip_count_with_a_call_or_overlapping_shadows_take_the_serial_derivative():
+    assert parallel.shape_of(counted_by_a_call) is None
+    x = _rng(10).uniform(0.1, 1.0, N)
+
+    def overlapping():                   # x's and w's shadows are one array
+        shadow = np.zeros(N)
+        llad.autodiff(llad.Reverse, rows_written, llad.Duplicated(x.reshape(N // 4, 4), shadow.reshape(N // 4, 4)),
+                      llad.Duplicated(np.ones(4), shadow[:4]), llad.Duplicated(np.zeros(N // 4), np.ones(N // 4)))
+        return ((None, None, None),), [shadow]
+    _same(*_both(rows_written, overlapping, parallel_sweep=False))
