@@ -348,7 +348,7 @@ def reverse(mode, shape: Shape, args):
         done = np.zeros(len(bounds), dtype=np.int8)
         forward(*values, bounds, done)                            # the state after the loop
         _check_done(shape, values, bounds, done, written=True)
-        res = _post_reverse(mode, shape, params, kinds, values, shadows)
+        res = _post_reverse(shape, kinds, values, shadows)
         post_derivs = {i: d for i, d in enumerate(res[0]) if d is not None}
         primal = res[1] if mode.with_primal else None
         for i, v in before.items():
@@ -409,7 +409,8 @@ def _give_up(shape: Shape) -> None:
                 _shapes[k] = None
 
 
-def _post_reverse(mode, shape, params, kinds, values, shadows):
+def _post_reverse(shape, kinds, values, shadows):
+    """llad's reverse of the expression f returns, at the state after the loop: seeds into the shadows."""
     from .api import autodiff
     ann = [A.Duplicated(values[i], shadows[i]) if k == "dup" else A.Active(values[i]) if k == "active" else
            A.Const(values[i]) for i, k in enumerate(kinds)]
