@@ -75,12 +75,21 @@ def _interleave(v: np.ndarray, dvs) -> np.ndarray | None:
     if v.size == 0:
         return np.zeros(v.shape + (k,), v.dtype)
     lo, hi = byte_bounds(v)
-    buf = np.empty((hi - lo) * k // isz, v.dtype)
+    buf = _aligned_empty((hi - lo) * k // isz, v.dtype)
     full = np.ndarray(v.shape + (k,), v.dtype, buffer=buf, offset=(v.__array_interface__["data"][0] - lo) * k,
                       strides=tuple(st * k for st in v.strides) + (isz,))
     for j, dv in enumerate(dvs):
         full[..., j] = dv
     return full
+
+
+def _aligned_empty(n: int, dtype, align: int = 64) -> np.ndarray:
+    """np.empty(n, dtype) starting on an `align`-byte boundary: an interleaved element's k tangents are
+    one vector access, which should not straddle two cache lines (NumPy aligns to 16 bytes)."""
+    nbytes = n * np.dtype(dtype).itemsize
+    raw = np.empty(nbytes + align, np.uint8)
+    start = -raw.ctypes.data % align
+    return raw[start:start + nbytes].view(dtype)
 
 
 def _lanes(full: np.ndarray) -> _Lanes:

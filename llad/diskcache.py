@@ -124,7 +124,8 @@ def _environment() -> tuple:
             "USE_LLVMLITE_MEMORY_MANAGER"))
         _env_token = (FORMAT, _llad_sources(), numba.__version__, llvmlite.__version__, np.__version__,
                       sys.version, platform.machine(), cpu_target.target_context.codegen().magic_tuple(),
-                      settings, frontend.PRE_AD_SPEED_LEVEL, nrt.powi_available, vecmath.describe())
+                      settings, frontend.PRE_AD_SPEED_LEVEL, nrt.powi_available, vecmath.describe(),
+                      jit.vector_width())
     return _env_token
 
 

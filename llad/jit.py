@@ -6,6 +6,7 @@ about 1 µs of dispatch, the same as calling any @njit function.
 """
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -21,6 +22,46 @@ from numba.extending import intrinsic
 
 from . import nrt, vecmath
 
+# Intel CPUs whose clock drops while 512-bit instructions run (first-generation AVX-512 server parts):
+# LLVM's default 256-bit vectors stay best there
+_AVX512_THROTTLES = frozenset({"skylake-avx512", "cascadelake", "cooperlake", "knl", "knm"})
+
+
+def vector_width() -> int | None:
+    """The widest vectors (bits) the loop vectoriser may use in llad's derivative code, or None for LLVM's
+    own choice.  LLVM prefers 256-bit vectors on every AVX-512 CPU because the first ones slow their
+    clock for 512-bit work; derivative loops are mostly loads, stores and adjoint updates, whose
+    instruction count halves with 512-bit vectors (the heat stencil's reverse: 3.9x the primal at 256
+    bits, 3.0x at 512), so on AVX-512 CPUs that do not throttle llad lets them be 512 bits wide.
+    LLAD_VECTOR_WIDTH=256 (or 512, or `auto`, the default) overrides the choice; read once, at import."""
+    return _VECTOR_WIDTH
+
+
+def _choose_vector_width() -> int | None:
+    env = os.environ.get("LLAD_VECTOR_WIDTH", "auto").strip().lower()
+    if env not in ("", "auto"):
+        try:
+            return int(env)
+        except ValueError:
+            raise ValueError(f"LLAD_VECTOR_WIDTH must be auto, 128, 256 or 512, got {env!r}") from None
+    codegen = cpu_target.target_context.codegen()
+    features = codegen._get_host_cpu_features().split(",")
+    if "+avx512f" in features and codegen._get_host_cpu_name() not in _AVX512_THROTTLES:
+        return 512
+    return None
+
+
+_VECTOR_WIDTH = _choose_vector_width()
+_DEFINE = re.compile(r"^(define [^\n]*\)(?: [a-z_]+| #\d+)*) \{$", re.M)
+
+
+def _prefer_width(text: str) -> str:
+    """`text` with every function llad printed asking for vectors of `vector_width()` bits."""
+    width = vector_width()
+    if width is None:
+        return text
+    return _DEFINE.sub(lambda m: f'{m.group(1)} "prefer-vector-width"="{width}" {{', text)
+
 
 @dataclass
 class Compiled:
@@ -35,7 +76,7 @@ def compile_module(text: str, name: str, libraries=(), vector_math: bool = False
     nrt.ensure_runtime()
     codegen = cpu_target.target_context.codegen()
     with global_compiler_lock:
-        mod = llvm.parse_assembly(text)
+        mod = llvm.parse_assembly(_prefer_width(text))
         mod.verify()
         lib = codegen.create_library(name)
         lib.enable_object_caching()          # keep the object code: the disk cache stores it (diskcache.py)

@@ -111,10 +111,12 @@ def metadata(size: str, budget: float, extra_versions: dict[str, str]) -> dict:
 def _vector_math() -> str:
     try:
         import llad
-        from llad import vecmath
+        from llad import jit, vecmath
     except ImportError as exc:
         return f"llad not importable ({exc})"
-    return f"{'on' if llad.config.vector_math else 'off'}, {vecmath.describe()}"
+    width = jit.vector_width()
+    return (f"{'on' if llad.config.vector_math else 'off'}, {vecmath.describe()}; derivative loops vectorised "
+            f"up to {f'{width}-bit' if width else 'LLVM’s default'} vectors (llad.jit.vector_width)")
 
 
 # ----------------------------------------------------------------------------- formatting
