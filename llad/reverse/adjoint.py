@@ -111,6 +111,8 @@ class AdjointVisitor:
 
     def visit_load(self, ins: Instruction) -> None:
         adj = self.take(ins)
+        if ins.result in self.facts.in_place_loads:   # its store's reverse left the adjoint in the shadow
+            return
         if ins.result in self.facts.deferred:        # every iteration writes its slot: the flush adds them all
             self.deferral.keep(ins, adj)
             return
@@ -124,7 +126,8 @@ class AdjointVisitor:
             return
         md = self.lookup.metadata(ptr, True)
         adj = self.b.load(val.type, self.lookup.memory_shadow(ptr, False), metadata=md)
-        self.b.store(val.type, fconst(val.type, 0.0), self.lookup.memory_shadow(ptr, True), md)
+        if id(ins) not in self.facts.in_place:        # an in-place update keeps it there (analysis.inplace)
+            self.b.store(val.type, fconst(val.type, 0.0), self.lookup.memory_shadow(ptr, True), md)
         self.add(val, adj)
 
     def visit_call(self, ins: Instruction) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from ..analysis.activity import Activity
 from ..analysis.cfg import CFG, Loop
 from ..analysis.deferral import deferrable_loads, gather_groups
+from ..analysis.inplace import in_place_updates
 from ..analysis.recompute import (
     TripCount,
     final_value_loads,
@@ -39,6 +40,8 @@ class ReverseFacts:
     select_cone: set[str] = field(default_factory=set)          # values computed only to be chosen by a select
     users: dict = field(default_factory=dict)
     skippable: dict[int, list[str]] = field(default_factory=dict)  # loop -> live-out values (analysis.zeroskip)
+    in_place: dict[int, str] = field(default_factory=dict)   # id(store) -> the load it updates (analysis.inplace)
+    in_place_loads: set[str] = field(default_factory=set)     # those loads: their reverse adds nothing
 
     def loop(self, index: int) -> Loop:
         return next(lp for lp in self.cfg.loops if lp.index == index)
@@ -70,6 +73,8 @@ def reverse_facts(fn: Function, act: Activity, cfg: CFG, data_params: set[str], 
             facts.defer_pad[i] = max(facts.defer_pad.get(i, 0), high - low)
             facts.defer_shift.update((name, d - low) for name, d in members)
     facts.select_cone = _select_operand_cone(fn, act)
+    facts.in_place = {k: v for k, v in in_place_updates(fn, act, facts.users).items() if v not in deferred}
+    facts.in_place_loads = set(facts.in_place.values())
     if skip_zero_adjoints:
         facts.skippable = skippable_loops(fn, cfg, act, set(trip_counts), set(defer_slots), facts.users)
     return facts
