@@ -27,6 +27,7 @@ from .analysis.zeroskip import mark_zero_tests
 from .config import config, logger
 from .errors import DifferentiationError
 from .forward.shadows import declare_shadow_globals
+from .ir.callees import align_allocations
 from .ir.forwarding import forward_spilled_pointers
 from .ir.model import Function, Instruction, Module
 from .ir.names import avoid_generated_names
@@ -118,6 +119,7 @@ def stage_parse(state: CompileState) -> None:
     recursion.route(state.fn, state.location, primal.text, primal.dispatcher)
     blas.route(state.fn, state.location)
     mark_zero_tests(state.fn, plan.reverse)
+    align_allocations(state.fn)
     if plan.vector_math:
         vecmath.prepare(state.fn)
     ret = primal.return_type

@@ -22,9 +22,6 @@ from ..ir.model import Block, Function, Instruction, Module, Operand, Param, is_
 from ..ir.printer import print_instruction
 
 NULL_POINTERS = ("null", "undef", "poison")
-# NRT allocations with an alignment (their second operand); an interleaved shadow gets at least a cache line
-_ALIGNED_ALLOCS = ("NRT_MemInfo_alloc_aligned", "NRT_MemInfo_alloc_safe_aligned")
-INTERLEAVED_ALIGN = 64
 
 
 def shadow_name(name: str, j: int = 0) -> str:
@@ -244,11 +241,7 @@ class ShadowSweep:
         size, rest = ins.operands[0], ins.operands[1:]
         n = self.scaled_size(size) if ins.result in self.interleaved else size.text
         meminfo = classify(ins.callee) is CallKind.ALLOC
-        extra = [(o.type, o.text) for o in rest]
-        if ins.result in self.interleaved and ins.callee.startswith(_ALIGNED_ALLOCS) and not rest[0].is_local:
-            # k tangents of an element side by side: one vector access each, which should not straddle
-            # two cache lines (Numba aligns arrays to 32 bytes; 8 doubles are 64)
-            extra[0] = (rest[0].type, str(max(int(rest[0].text), INTERLEAVED_ALIGN)))
+        extra = [(o.type, o.text) for o in rest]      # the alignment, a cache line (ir.callees.align_allocations)
         for j in self.lanes_of(ins.result):
             padded = guard.padded_size(self.b, size.type, n) if self.guard and meminfo else n
             shadow = self.b.call("ptr", ins.callee, [(size.type, padded)] + extra, name=shadow_name(ins.result, j))

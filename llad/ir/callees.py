@@ -6,6 +6,7 @@ Every analysis and generator asks `classify(callee)` instead of testing name pre
 """
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 from functools import lru_cache
@@ -201,3 +202,20 @@ def python_name(callee: str) -> str:
             rest = rest[len(digits) + n:]
         return names[-1] if names else ""
     return callee[:-1] if callee.endswith("f") and len(callee) > 3 else callee
+
+
+# NRT allocations taking an alignment (their second operand), and the one llad gives arrays it allocates
+ALIGNED_ALLOCS = ("NRT_MemInfo_alloc_aligned", "NRT_MemInfo_alloc_safe_aligned")
+CACHE_LINE = 64
+
+
+def align_allocations(fn) -> None:
+    """Arrays f allocates start on a cache line (Numba asks for 32 bytes), and so do their shadows, which
+    copy the call: a 512-bit access, or the k tangents of an interleaved element, is then one cache line
+    rather than two.  Only the allocator's alignment changes, not what any value means."""
+    for block in fn.blocks:
+        for ins in block.instructions:
+            if ins.opcode == "call" and ins.callee.startswith(ALIGNED_ALLOCS) and len(ins.operands) > 1:
+                align = ins.operands[1]
+                if not align.is_local and align.text.isdigit() and int(align.text) < CACHE_LINE:
+                    ins.operands[1] = dataclasses.replace(align, text=str(CACHE_LINE))
