@@ -30,20 +30,19 @@ _AVX512_THROTTLES = frozenset({"skylake-avx512", "cascadelake", "cooperlake", "k
 def vector_width() -> int | None:
     """The widest vectors (bits) the loop vectoriser may use in llad's derivative code, or None for LLVM's
     own choice.  LLVM prefers 256-bit vectors on every AVX-512 CPU because the first ones slow their
-    clock for 512-bit work; derivative loops are mostly loads, stores and adjoint updates, whose
-    instruction count halves with 512-bit vectors (the heat stencil's reverse: 3.9x the primal at 256
-    bits, 3.0x at 512), so on AVX-512 CPUs that do not throttle llad lets them be 512 bits wide.
-    LLAD_VECTOR_WIDTH=256 (or 512, or `auto`, the default) overrides the choice; read once, at import."""
+    clock for 512-bit work; derivative loops are mostly loads, stores, adjoint updates and vectorised
+    math, whose instruction count halves with 512-bit vectors, so on AVX-512 CPUs that do not throttle
+    llad lets them be 512 bits wide (`python -m tools.bench.width` measures both: docs/bench/width.md).
+    LLAD_VECTOR_WIDTH=256 (or 128, 512, or `auto`, the default) overrides the choice; read once, at import."""
     return _VECTOR_WIDTH
 
 
 def _choose_vector_width() -> int | None:
     env = os.environ.get("LLAD_VECTOR_WIDTH", "auto").strip().lower()
     if env not in ("", "auto"):
-        try:
-            return int(env)
-        except ValueError:
-            raise ValueError(f"LLAD_VECTOR_WIDTH must be auto, 128, 256 or 512, got {env!r}") from None
+        if env not in ("128", "256", "512"):
+            raise ValueError(f"LLAD_VECTOR_WIDTH must be auto, 128, 256 or 512, got {env!r}")
+        return int(env)
     codegen = cpu_target.target_context.codegen()
     features = codegen._get_host_cpu_features().split(",")
     if "+avx512f" in features and codegen._get_host_cpu_name() not in _AVX512_THROTTLES:

@@ -1,6 +1,6 @@
 """`llad.config`: `verbose` logs every stage of a compilation with its time; LLAD_VERBOSE sets it at
 import; `cache_dir` (LLAD_CACHE_DIR) places or turns off the disk cache; settings llad does not have
-cannot be set."""
+cannot be set; LLAD_VECTOR_WIDTH chooses the vector width of derivative code (llad.jit.vector_width)."""
 from __future__ import annotations
 
 import logging
@@ -83,3 +83,38 @@ def test_cache_dir_environment_mirror(tmp_path, value, expected):
     if expected == "DEFAULT":            # the per-user cache directory
         expected = repr(str(tmp_path / "llad")) if sys.platform.startswith("linux") else out.stdout.strip()
     assert out.stdout.strip() == expected
+
+
+_WIDTH_CODE = ("import numba, numpy as np, llad\n"
+               "from llad import jit\n"
+               "f = numba.njit(lambda x: np.sum(np.sin(x)))\n"
+               "x = np.ones(64)\n"
+               "text = llad.dump(llad.Reverse, f, llad.Active, llad.Duplicated(x, np.zeros(64)), depth='deriv-opt')\n"
+               "attr = '\"prefer-vector-width\"='\n"
+               "print(jit.vector_width(), attr in text, attr + '\"256\"' in text)\n")
+
+
+@pytest.mark.parametrize("value, expected", [("256", "256 True True"), ("128", "128 True False")])
+def test_vector_width_environment(value, expected):
+    """LLAD_VECTOR_WIDTH chooses the vector width llad's derivative functions ask LLVM for."""
+    out = subprocess.run([sys.executable, "-c", _WIDTH_CODE], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, LLAD_VECTOR_WIDTH=value, LLAD_CACHE_DIR="none"))
+    assert out.stdout.split("\n")[-2] == expected
+
+
+def test_vector_width_auto_matches_the_cpu():
+    """auto: 512 bits on AVX-512 CPUs that do not slow down for them, else LLVM's own choice."""
+    from numba.core.registry import cpu_target
+
+    from llad import jit
+    codegen = cpu_target.target_context.codegen()
+    avx512 = "+avx512f" in codegen._get_host_cpu_features().split(",")
+    throttles = codegen._get_host_cpu_name() in jit._AVX512_THROTTLES
+    if os.environ.get("LLAD_VECTOR_WIDTH", "auto") in ("", "auto"):
+        assert jit.vector_width() == (512 if avx512 and not throttles else None)
+
+
+def test_vector_width_refuses_nonsense():
+    out = subprocess.run([sys.executable, "-c", "import llad"], capture_output=True, text=True,
+                         env=dict(os.environ, LLAD_VECTOR_WIDTH="300"))
+    assert out.returncode != 0 and "LLAD_VECTOR_WIDTH must be auto, 128, 256 or 512, got '300'" in out.stderr
