@@ -65,3 +65,72 @@ def test_random_stencil_gradient(seed):
         fp = kern(u + h * vu, w + h * vw)
         fm = kern(u - h * vu, w - h * vw)
         assert abs((fp - fm) / (2 * h) - t) <= 1e-6 * max(1.0, abs(t)), offsets
+
+
+# --- loads through a select of two addresses (analysis/deferral.py): a ring's neighbour ---------------
+from numba import njit  # noqa: E402
+
+from llad.testing import check_grads  # noqa: E402
+
+
+@njit
+def _ring_rhs(y, k, out):
+    n = y.shape[0]
+    for i in range(n):
+        prev = y[i - 1] if i > 0 else y[n - 1]
+        out[i] = -k * y[i] + np.sin(prev)
+
+
+@njit
+def ring_ode(y0, k, dt, steps):
+    """Euler steps of the oscillator ring dy_i = -k y_i + sin(y_{i-1}) (tools/bench's RK4 kernel, shorter)."""
+    y = y0.copy()
+    f = np.empty_like(y)
+    for _ in range(steps):
+        _ring_rhs(y, k, f)
+        for i in range(y.shape[0]):
+            y[i] += dt * f[i]
+    return np.sum(y * y)
+
+
+@njit
+def both_neighbours(u, out):
+    """Two selects of IV-dependent addresses, one per side, each with a wrap-around arm."""
+    n = u.shape[0]
+    for i in range(n):
+        left = u[i - 1] if i > 0 else u[n - 1]
+        right = u[i + 1] if i < n - 1 else u[0]
+        out[i] = left * right - 2.0 * u[i]
+    return np.sum(out * out)
+
+
+@njit
+def alternating(u, out):
+    """The select's condition is a remainder of the IV, its arms two IV-dependent addresses."""
+    n = u.shape[0]
+    for i in range(1, n - 1):
+        v = u[i - 1] if i & 1 else u[i + 1]
+        out[i] = v * u[i]
+    return np.sum(out)
+
+
+def test_ring_ode_every_mode():
+    assert check_grads(ring_ode, np.linspace(-1.5, 2.0, 7), 0.5, 0.05, 20) > 0
+
+
+def test_ring_ode_reverse_matches_forward_columns():
+    y0 = np.linspace(-1.5, 2.0, 9)
+    dy = np.zeros(9)
+    llad.autodiff(llad.Reverse, ring_ode, llad.Active, llad.Duplicated(y0.copy(), dy), llad.Const(0.5),
+                  llad.Const(0.05), llad.Const(30))
+    for e in range(9):
+        v = np.zeros(9)
+        v[e] = 1.0
+        (t,) = llad.autodiff(llad.Forward, ring_ode, llad.Duplicated(y0.copy(), v), llad.Const(0.5),
+                             llad.Const(0.05), llad.Const(30))
+        assert abs(t - dy[e]) <= 1e-12 * max(1.0, abs(t))
+
+
+@pytest.mark.parametrize("f", [both_neighbours, alternating])
+def test_selected_neighbours_every_mode(f):
+    assert check_grads(f, np.linspace(0.3, 1.9, 8), np.zeros(8)) > 0

@@ -16,7 +16,9 @@ A load of loop L qualifies when
   load's block runs in every iteration (it dominates L's latch), so each scratch element is written;
 * its address is a chain of `getelementptr` from a pointer defined outside L, with indices built from
   L's induction variables, loop-invariant values and integer arithmetic (the loop after the reverse
-  loop recomputes it for every iteration), and it depends on an induction variable;
+  loop recomputes it for every iteration), and it depends on an induction variable; a `select` of two
+  such chains on a comparison of such integers counts as one (`y[i - 1] if i > 0 else y[n - 1]`, which
+  Numba's lowering and SimplifyCFG turn into one load through a select of two addresses);
 * its shadow may not be null (no mixed Const/Duplicated memory), and nothing in L but loads touches
   that shadow memory: a store (whose reverse reads and zeroes the shadow), a memset/memcpy, or a call
   receiving a pointer into it would read an adjoint the deferral has not added yet.  Other loads of
@@ -29,7 +31,7 @@ from ..ir.model import Function, Instruction, is_float, size_of
 from .activity import Activity
 from .cfg import CFG, Loop
 
-_INTEGER_OPS = {"add", "sub", "mul", "shl", "sext", "zext", "trunc", "or", "and"}
+_INTEGER_OPS = {"add", "sub", "mul", "shl", "sext", "zext", "trunc", "or", "and", "icmp"}
 
 
 def deferrable_loads(fn: Function, cfg: CFG, act: Activity, ivs: dict, counted: set[int]) -> dict[str, Loop]:
@@ -68,24 +70,27 @@ def _qualifies(fn: Function, lp: Loop, act: Activity, load: Instruction, loop_iv
     ptr = load.operands[0]
     if not ptr.is_local or ptr.name not in act.pointers or ptr.name in act.maybe_null:
         return False
-    uses_iv = False
-    name = ptr.name
-    while True:
-        ins = fn.defs.get(name)
-        if ins is None or ins.block.name not in lp.blocks:
-            break                                   # a pointer defined outside the loop: the base
-        if ins.opcode != "getelementptr":
-            return False
-        for idx in ins.operands[1:]:
-            kind = _index_kind(fn, lp, idx, loop_ivs, 0)
-            if kind is None:
-                return False
-            uses_iv |= kind
-        base = ins.operands[0]
-        if not base.is_local:
-            return False
-        name = base.name
-    return uses_iv
+    return bool(_pointer_kind(fn, lp, ptr.name, loop_ivs, 0))
+
+
+def _pointer_kind(fn: Function, lp: Loop, name: str, loop_ivs: set[str], depth: int) -> bool | None:
+    """None: not an address the flush loop can recompute; else whether it depends on an IV."""
+    ins = fn.defs.get(name)
+    if ins is None or ins.block.name not in lp.blocks:
+        return False                                # a pointer defined outside the loop: the base
+    if depth > 8:
+        return None
+    if ins.opcode == "getelementptr":
+        parts = [_index_kind(fn, lp, idx, loop_ivs, 0) for idx in ins.operands[1:]]
+        bases = [ins.operands[0]]
+    elif ins.opcode == "select":
+        parts = [_index_kind(fn, lp, ins.operands[0], loop_ivs, 0)]
+        bases = ins.operands[1:]
+    else:
+        return None
+    for base in bases:
+        parts.append(_pointer_kind(fn, lp, base.name, loop_ivs, depth + 1) if base.is_local else None)
+    return None if any(k is None for k in parts) else any(parts)
 
 
 def _index_kind(fn: Function, lp: Loop, op, loop_ivs: set[str], depth: int) -> bool | None:

@@ -53,3 +53,46 @@ def test_map_loop_reverse_accumulates_directly(filecheck):
         CHECK-NOT: {{^}}dfl.
         CHECK: {{^}}}
     """)
+
+
+@numba.njit
+def ring(u, out):
+    n = u.shape[0]
+    for i in range(n):
+        prev = u[i - 1] if i > 0 else u[n - 1]
+        out[i] = 0.5 * u[i] + prev * prev
+
+
+@numba.njit
+def ring_by_index(u, idx, out):
+    """The neighbour's index is loaded from memory: the flush loop could not recompute the address."""
+    n = u.shape[0]
+    for i in range(n):
+        prev = u[idx[i]] if i > 0 else u[n - 1]
+        out[i] = 0.5 * u[i] + prev * prev
+
+
+def test_a_load_through_a_select_of_addresses_is_deferred(filecheck):
+    """`u[i - 1] if i > 0 else u[n - 1]` is one load through a select of two addresses: its adjoints go to a
+    scratch array and a flush loop `dfl.<loop>.<slot>` recomputes the select and adds them to u's shadow."""
+    filecheck(rev(ring), """
+        CHECK-LABEL: define i32 @"llad.rev.{{[0-9a-f]+}}"(
+        CHECK: {{^}}rev.{{.*}}:
+        CHECK: {{^}}[[FLUSH:dfl[.][0-9]+[.][0-9]+]]:
+        CHECK: select i1 %{{.*}}, ptr %{{.*}}, ptr
+        CHECK: br i1 %{{.*}}, label %[[FLUSH]], label
+        CHECK: {{^}}}
+    """)
+
+
+def test_a_select_of_a_loaded_address_is_not_deferred(filecheck):
+    """The companion: with the index loaded from an array, no flush loop is made."""
+    u = np.linspace(0.0, 1.0, 16)
+    idx = np.arange(-1, 15)
+    text = llad.dump(llad.Reverse, ring_by_index, llad.Duplicated(u, np.zeros(16)), llad.Const(idx),
+                     llad.Duplicated(np.zeros(16), np.ones(16)), depth="deriv")
+    filecheck(text, """
+        CHECK-LABEL: define i32 @"llad.rev.{{[0-9a-f]+}}"(
+        CHECK-NOT: {{^}}dfl.{{[0-9]+}}.{{[0-9]+}}:
+        CHECK: {{^}}}
+    """)
