@@ -347,12 +347,13 @@ def _save(outcome, save_regression) -> str:
 
 
 # the check a failure message comes from (check.py's messages), for the per-mode counts
-_MODES = (("DuplicatedNoNeed", "noneed"), ("ReverseWithPrimal", "reverse"), ("ForwardWithPrimal", "forward"),
+# (first match wins: split mode's and @njit's messages name the ReverseWithPrimal call they are compared with)
+_MODES = (("split mode", "split"), ("inside @njit", "njit"), ("DuplicatedNoNeed", "noneed"),
+          ("nested:", "nested"), ("ReverseWithPrimal", "reverse"), ("ForwardWithPrimal", "forward"),
           ("reverse primal", "reverse"),
           ("reverse:", "reverse"), ("forward primal", "forward"), ("forward:", "forward"),
           ("dot-product", "dot-test"), ("BatchDuplicated", "batch"), ("finite differences", "finite-differences"),
-          ("split mode", "split"), ("inside @njit", "njit"), ("non-finite derivative", "dot-test"),
-          ("nested:", "nested"))
+          ("non-finite derivative", "dot-test"))
 _MODE_ORDER = ("reverse", "forward", "dot-test", "batch", "finite-differences", "split", "njit")
 
 
