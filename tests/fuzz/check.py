@@ -472,11 +472,11 @@ def _check_kernel(k: Kernel) -> Outcome:
 
     # --- split mode and autodiff inside @njit against the ReverseWithPrimal call ------------------------
     if int(k.key, 16) % EXTRA_MODES_EVERY == 0:
-        # split mode (compiled without the noalias assumption, so without alias scopes, deferral or
-        # in-place updates) and the @njit call are other programs that add the same adjoint terms in
-        # another order: in float32 an element whose terms cancel moves by more than the primal's
-        # tolerance (campaign chunk 100059: 1.3e-6 of an element of 2e17 summing terms up to 8e18), so
-        # float32 kernels get the tolerance of the dot-product test, the other comparison of two orders
+        # split mode (compiled without the noalias assumption, so without alias scopes or deferral) and
+        # the @njit call are other programs that add the same adjoint terms in another order: in float32
+        # an element whose terms cancel moves by more than the primal's tolerance (campaign chunk 100059:
+        # 1.3e-6 of an element of 2e17 summing terms up to 8e18), so float32 kernels get the tolerance of
+        # the dot-product test, the other comparison of two orders
         bad = _check_split_and_njit(llad, k, f, values, cot, derivs, rprimal, grads,
                                     dot_tol if k.f32 else max(ptol, 1e-9))
         if bad is not None:
